@@ -1,0 +1,306 @@
+"""scikit-learn estimators that fine-tune a language model on serialized rows (LIFT)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from .finetune import Callback, FitConfig, PrintProgress, Trainer, encode, prepare_trainable
+from .models import load_lm
+from .predict import generate_answers, number_token_ids, score_answers, softmax_rows
+from .templates import Template
+
+_FORMAT_VERSION = 1
+
+
+def as_frame(X, feature_names=None) -> pd.DataFrame:
+    """X as a DataFrame with string column names; ndarray columns become x1..xp."""
+    if isinstance(X, pd.DataFrame):
+        frame = X.copy()
+        frame.columns = [str(c) for c in frame.columns]
+    else:
+        array = np.asarray(X)
+        if array.ndim != 2:
+            raise ValueError(f"Expected 2D array, got {array.ndim}D array instead (shape {array.shape}). "
+                             f"Reshape your data, e.g. X.reshape(-1, 1) for a single feature.")
+        names = list(feature_names) if feature_names is not None else [f"x{i + 1}" for i in range(array.shape[1])]
+        frame = pd.DataFrame(array, columns=names)
+    if frame.shape[0] == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={frame.shape}) while a minimum of 1 is required.")
+    if frame.shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={frame.shape}) while a minimum of 1 is required.")
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_complex_dtype(values):
+            raise ValueError(f"Complex data not supported (column {column!r}).")
+        if pd.api.types.is_numeric_dtype(values):
+            numbers = values.to_numpy(dtype=float)
+            if np.isnan(numbers).any():
+                rows = list(frame.index[np.isnan(numbers)][:5])
+                raise ValueError(f"Input X contains NaN in column {column!r} (rows {rows}). Impute or drop them.")
+            if np.isinf(numbers).any():
+                rows = list(frame.index[np.isinf(numbers)][:5])
+                raise ValueError(f"Input X contains infinity in column {column!r} (rows {rows}).")
+        elif values.isna().any():
+            rows = list(frame.index[values.isna().to_numpy()][:5])
+            raise ValueError(f"Input X contains missing values in column {column!r} (rows {rows}).")
+    return frame
+
+
+class _LIFTBase(BaseEstimator):
+    """Shared parameters and machinery of LIFTClassifier and LIFTRegressor."""
+
+    _task = "classification"
+
+    def __init__(self, model=None, template=None, epochs=4, batch_size=8, learning_rate=None, lora=None,
+                 train_layers=6, precision="auto", predict_mode="score", random_state=0, device="auto",
+                 verbose=1, callbacks=None):
+        self.model = model
+        self.template = template
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lora = lora
+        self.train_layers = train_layers
+        self.precision = precision
+        self.predict_mode = predict_mode
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # ----- helpers -------------------------------------------------------------------------------------------
+    def fit_config(self) -> FitConfig:
+        """The FitConfig these parameters describe."""
+        return FitConfig(epochs=int(self.epochs), batch_size=int(self.batch_size), learning_rate=self.learning_rate,
+                         lora=self.lora, train_layers=self.train_layers, precision=self.precision,
+                         seed=int(self.random_state or 0))
+
+    def _frame(self, X, fitting: bool) -> pd.DataFrame:
+        if fitting:
+            if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+                self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            frame = as_frame(X)
+            self.n_features_in_ = frame.shape[1]
+            self.columns_ = list(frame.columns)
+            return frame
+        check_is_fitted(self, "model_")
+        frame = as_frame(X, feature_names=None if isinstance(X, pd.DataFrame) else self.columns_)
+        if frame.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        if isinstance(X, pd.DataFrame) and list(frame.columns) != self.columns_:
+            raise ValueError(f"X's columns {list(frame.columns)} differ from the columns seen in fit {self.columns_}.")
+        return frame
+
+    def _callbacks(self):
+        callbacks = list(self.callbacks or [])
+        if self.verbose:
+            from .progress import default_progress
+            callbacks.append(default_progress())
+        return callbacks
+
+    def _fit(self, frame: pd.DataFrame, targets, validation_data, validate_fn):
+        template = self.template if self.template is not None else Template()
+        self.template_ = template.bind(frame, task=self._task, classes=getattr(self, "classes_", None))
+        model, self.tokenizer_ = load_lm(self.model, device=self.device)
+        examples = encode(self.tokenizer_, self.template_.prompts(frame),
+                          [self.template_.answer(t) for t in targets])
+        trainer = Trainer(model, self.tokenizer_, self.fit_config(), callbacks=self._callbacks())
+        self.model_ = trainer.model
+        validate = None
+        if validation_data is not None:
+            X_val, y_val = validation_data
+            validate = lambda: {"val_score": float(validate_fn(X_val, y_val))}  # noqa: E731
+        self.history_ = trainer.fit(examples, validate=validate)
+        self.tokens_per_row_ = float(np.mean([len(e.input_ids) for e in examples]))
+        return self
+
+    # ----- persistence ---------------------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Save the fitted estimator (parameters, template, labels, trained weights) atomically to a folder."""
+        check_is_fitted(self, "model_")
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        try:
+            trained = {k: v.detach().cpu().contiguous() for k, v in self.model_.named_parameters() if v.requires_grad}
+            save_file(trained, str(staging / "trained.safetensors"))
+            state = {k: v for k, v in self.__dict__.items()
+                     if k.endswith("_") and k not in ("model_", "tokenizer_")}
+            params = self.get_params()
+            if params.get("callbacks"):
+                params["callbacks"] = None  # callbacks are live objects tied to a session
+            torch.save({"format": _FORMAT_VERSION, "class": type(self).__name__, "params": params, "state": state},
+                       staging / "estimator.pt")
+            (staging / "README.txt").write_text(json.dumps(
+                {"class": type(self).__name__, "model": self.model, "format": _FORMAT_VERSION}, indent=1))
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(staging, path)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path, device: str = "auto"):
+        """Load an estimator written by `save`."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        for needed in ("estimator.pt", "trained.safetensors"):
+            if not (path / needed).exists():
+                raise FileNotFoundError(f"{path} is not a saved liftnb estimator (missing {needed}); "
+                                        f"it may be partial or corrupted: save it again.")
+        saved = torch.load(path / "estimator.pt", weights_only=False)
+        if saved.get("format") != _FORMAT_VERSION or saved.get("class") != cls.__name__:
+            raise ValueError(f"{path} holds a {saved.get('class')} (format {saved.get('format')}), "
+                             f"not a {cls.__name__} (format {_FORMAT_VERSION}).")
+        estimator = cls(**saved["params"])
+        estimator.__dict__.update(saved["state"])
+        model, estimator.tokenizer_ = load_lm(estimator.model, device=device)
+        config = estimator.fit_config()
+        from .finetune import _wants_bf16
+
+        model = prepare_trainable(model, config, _wants_bf16(config.precision, next(model.parameters()).device))
+        missing = model.load_state_dict(load_file(str(path / "trained.safetensors")), strict=False)
+        if missing.unexpected_keys:
+            raise ValueError(f"{path}: weights do not fit the model: {missing.unexpected_keys[:3]} ...")
+        model.eval()
+        estimator.model_ = model
+        return estimator
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+class LIFTClassifier(ClassifierMixin, _LIFTBase):
+    """Classify rows by fine-tuning a causal LM on "row as a sentence -> class" (LIFT).
+
+    predict_mode="score" compares the log-likelihood of every class answer (gives predict_proba);
+    "generate" decodes greedily and parses, as the paper did: unparseable answers count as wrong in `score`,
+    their fraction is `invalid_rate_`, and `predict` fills them with the majority training class.
+    """
+
+    _task = "classification"
+
+    def fit(self, X, y, validation_data=None):
+        """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val accuracy."""
+        if self.predict_mode not in ("score", "generate"):
+            raise ValueError(f"predict_mode must be 'score' or 'generate', not {self.predict_mode!r}.")
+        frame = self._frame(X, fitting=True)
+        y = np.asarray(y)
+        if y.ndim != 1:
+            y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+        if len(y) != len(frame):
+            raise ValueError(f"X has {len(frame)} rows but y has {len(y)}.")
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least 2 classes.")
+        codes = np.searchsorted(self.classes_, y)
+        self.majority_code_ = int(np.bincount(codes).argmax())
+        return self._fit(frame, codes, validation_data, self.score)
+
+    def predict_log_likelihood(self, X) -> np.ndarray:
+        """Per-class answer log-likelihoods, shape (rows, classes)."""
+        frame = self._frame(X, fitting=False)
+        return score_answers(self.model_, self.tokenizer_, self.template_.prompts(frame),
+                             self.template_.class_answers(), batch_size=max(8, 4 * int(self.batch_size)))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities from label scoring (softmax over the class answers' log-likelihoods)."""
+        return softmax_rows(self.predict_log_likelihood(X))
+
+    def generate(self, X) -> list[str]:
+        """Raw greedy completions for X."""
+        frame = self._frame(X, fitting=False)
+        longest = max(len(self.tokenizer_(a, add_special_tokens=False)["input_ids"])
+                      for a in self.template_.class_answers())
+        return generate_answers(self.model_, self.tokenizer_, self.template_.prompts(frame),
+                                stop=self.template_.answer_end, max_new_tokens=longest + 2,
+                                batch_size=max(8, 4 * int(self.batch_size)))
+
+    def _predict_codes(self, X) -> np.ndarray:
+        """Class indices; -1 where a generated answer is invalid."""
+        if self.predict_mode == "score":
+            return self.predict_log_likelihood(X).argmax(axis=1)
+        completions = self.generate(X)
+        codes = np.array([self.template_.parse(c) for c in completions], dtype=object)
+        invalid = np.array([c is None for c in codes])
+        self.invalid_rate_ = float(invalid.mean())
+        self.last_completions_ = completions
+        return np.where(invalid, -1, codes).astype(int)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted classes (invalid generations are filled with the majority class; see `score`)."""
+        codes = self._predict_codes(X)
+        return self.classes_[np.where(codes < 0, self.majority_code_, codes)]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy, with invalid generated answers counted as wrong."""
+        codes = self._predict_codes(X)
+        y = np.asarray(y).ravel()
+        known = np.isin(y, self.classes_)
+        truth = np.where(known, np.searchsorted(self.classes_, np.where(known, y, self.classes_[0])), -2)
+        correct = (codes == truth).astype(float)
+        return float(np.average(correct, weights=sample_weight))
+
+
+class LIFTRegressor(RegressorMixin, _LIFTBase):
+    """Regress by fine-tuning a causal LM to write the target number (LIFT).
+
+    Prediction decodes greedily, restricted to number tokens; an answer that still does not parse is invalid:
+    its fraction is `invalid_rate_`, and it is replaced by the training mean (the paper's fallback).
+    """
+
+    _task = "regression"
+
+    def fit(self, X, y, validation_data=None):
+        """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val R^2."""
+        frame = self._frame(X, fitting=True)
+        y = np.asarray(y, dtype=float)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        if y.ndim != 1 or len(y) != len(frame):
+            raise ValueError(f"y must be 1D with one value per row of X ({len(frame)}), got shape {y.shape}.")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        self.train_mean_ = float(y.mean())
+        return self._fit(frame, y, validation_data, self.score)
+
+    def generate(self, X) -> list[str]:
+        """Raw greedy completions for X (number tokens only)."""
+        frame = self._frame(X, fitting=False)
+        if not hasattr(self, "_allowed_ids"):
+            self._allowed_ids = number_token_ids(self.tokenizer_, self.template_.answer_end)
+        digits = len(f"{abs(self.train_mean_):.0f}") + 8 + self.template_.target_precision
+        return generate_answers(self.model_, self.tokenizer_, self.template_.prompts(frame),
+                                stop=self.template_.answer_end, max_new_tokens=digits,
+                                batch_size=max(8, 4 * int(self.batch_size)), allowed_token_ids=self._allowed_ids)
+
+    def predict(self, X) -> np.ndarray:
+        """Decoded numbers; invalid answers become the training mean (counted in invalid_rate_)."""
+        completions = self.generate(X)
+        values = [self.template_.parse(c) for c in completions]
+        invalid = np.array([v is None for v in values])
+        self.invalid_rate_ = float(invalid.mean())
+        self.last_completions_ = completions
+        return np.array([self.train_mean_ if v is None else v for v in values], dtype=float)

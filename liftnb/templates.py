@@ -1,0 +1,277 @@
+"""Templates: serialize a row to a prompt and a target to an answer, and parse an answer back."""
+from __future__ import annotations
+
+import html
+import math
+import random
+import re
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+STYLES = ("no_names", "names", "shuffled", "custom")
+_PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+class TemplateError(ValueError):
+    """A template does not fit the data it is given."""
+
+
+@dataclass
+class Template:
+    """How a row becomes a prompt and a target becomes an answer (and back)."""
+
+    style: str = "names"  # no_names: "x1=5.10"; names: "sepal length is 5.10"; shuffled: names permuted; custom
+    format: str | None = None  # custom sentence with {column} placeholders, e.g. "A {species} of {mass} g"
+    columns: Sequence[str] | None = None  # feature columns in order; None: taken from the data at bind time
+    names: dict[str, str] | None = None  # column -> display name for the names style (default: the column)
+    units: dict[str, str] | None = None  # column -> unit appended after the value, e.g. {"mass": "g"}
+    precision: int | str = "auto"  # decimals of non-integer numbers; "auto": the fewest (<= max_precision) that
+    # reproduce every training value, per column (fewer tokens per row); the paper used 2 (no names) / 4 (names)
+    max_precision: int = 2  # cap of the "auto" precision
+    question: str | None = None  # None: the paper's question for the style and task
+    prompt_end: str = "###"  # the paper's prompt separator
+    answer_end: str = "@@@"  # the paper's completion terminator
+    label_style: str = "code"  # "code": answer 0, 1, 2 (the paper); "name": answer the class name
+    target_precision: int = 3  # decimals of regression answers (the paper used 3)
+    shuffle_seed: int = 0  # permutation seed of the shuffled-names style
+    task: str | None = None  # "classification" or "regression"; set at bind time
+    classes: Sequence[Any] | None = None  # class values in label order; set at bind time
+    _integer_columns: frozenset = field(default=frozenset(), repr=False)
+    _decimals: dict = field(default_factory=dict, repr=False)  # column -> decimals, from precision="auto"
+
+    def __post_init__(self):
+        if self.style not in STYLES:
+            raise TemplateError(f"Unknown template style {self.style!r}; choose one of {STYLES}.")
+        if (self.style == "custom") != (self.format is not None):
+            raise TemplateError("Use style='custom' together with format='... {column} ...' (and only then).")
+        if self.label_style not in ("code", "name"):
+            raise TemplateError(f"label_style must be 'code' or 'name', not {self.label_style!r}.")
+        if self.precision != "auto" and (not isinstance(self.precision, (int, np.integer)) or self.precision < 0):
+            raise TemplateError(f"precision must be 'auto' or an integer >= 0, not {self.precision!r}.")
+        if self.target_precision < 0 or self.max_precision < 0:
+            raise TemplateError("target_precision and max_precision must be >= 0.")
+        if self.columns is not None:
+            self.columns = [str(c) for c in self.columns]
+            self._check_columns(self.columns)
+
+    # ----- construction helpers -------------------------------------------------------------------------
+    @classmethod
+    def custom(cls, format: str, **settings) -> "Template":
+        """A template from a sentence with {column} placeholders."""
+        return cls(style="custom", format=format, **settings)
+
+    def placeholders(self) -> list[str]:
+        """Column names the custom format refers to (format specs after ':' stripped)."""
+        if self.format is None:
+            return []
+        found = []
+        for raw in _PLACEHOLDER.findall(self.format):
+            found.append(raw)
+        return found
+
+    def _split_placeholder(self, raw: str, columns: Sequence[str]) -> tuple[str, str]:
+        if raw in columns:
+            return raw, ""
+        name, _, spec = raw.rpartition(":")
+        if name in columns:
+            return name, spec
+        raise TemplateError(
+            f"Template placeholder {{{raw}}} matches no column. Columns are: {list(columns)}.")
+
+    def _check_columns(self, columns: Sequence[str]) -> None:
+        if self.style == "custom":
+            used = {self._split_placeholder(raw, columns)[0] for raw in self.placeholders()}
+            unused = [c for c in columns if c not in used]
+            if unused:
+                warnings.warn(f"The custom template never uses column(s) {unused}: the model will not see them.",
+                              UserWarning, stacklevel=3)
+        for mapping, label in ((self.names, "names"), (self.units, "units")):
+            unknown = sorted(set(mapping or {}) - set(columns))
+            if unknown:
+                raise TemplateError(f"Template {label} refer to unknown column(s) {unknown}. Columns: {list(columns)}.")
+
+    def bind(self, X: pd.DataFrame, y: Sequence | None = None, task: str | None = None,
+             classes: Sequence | None = None) -> "Template":
+        """A copy fitted to this data: columns, integer columns, task and classes filled in."""
+        columns = [str(c) for c in X.columns]
+        if self.columns is not None and list(self.columns) != columns:
+            missing = [c for c in self.columns if c not in columns]
+            extra = [c for c in columns if c not in self.columns]
+            raise TemplateError(f"X's columns do not match the template: missing {missing}, unexpected {extra}.")
+        integer_columns = frozenset(
+            str(c) for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and _all_integral(X[c]))
+        decimals = {}
+        if self.precision == "auto":
+            for c in X.columns:
+                if pd.api.types.is_numeric_dtype(X[c]) and str(c) not in integer_columns:
+                    decimals[str(c)] = _fewest_decimals(X[c], self.max_precision)
+        bound = replace(self, columns=columns, _integer_columns=integer_columns, _decimals=decimals,
+                        task=task or self.task, classes=list(classes) if classes is not None else self.classes)
+        return bound
+
+    # ----- serialization --------------------------------------------------------------------------------
+    def _format_value(self, column: str, value: Any, spec: str = "") -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            text = "missing"
+        elif spec:
+            text = format(value, spec)
+        elif isinstance(value, (bool, np.bool_)):
+            text = "yes" if value else "no"
+        elif isinstance(value, (int, np.integer)) or (column in self._integer_columns and _is_integral(value)):
+            text = str(int(value))
+        elif isinstance(value, (float, np.floating)):
+            if not math.isfinite(value):
+                raise TemplateError(f"Column {column!r} holds {value}: LIFT cannot serialize inf; clean it first.")
+            digits = self.precision if self.precision != "auto" else self._decimals.get(column, self.max_precision)
+            text = f"{float(value):.{digits}f}"
+        else:
+            text = str(value)
+        unit = (self.units or {}).get(column)
+        return f"{text} {unit}" if unit else text
+
+    def _display_names(self) -> list[str]:
+        columns = self._require_columns()
+        names = [(self.names or {}).get(c, c) for c in columns]
+        if self.style == "shuffled":
+            random.Random(self.shuffle_seed).shuffle(names)
+        return names
+
+    def _require_columns(self) -> list[str]:
+        if self.columns is None:
+            raise TemplateError("This template is not bound to columns yet: call template.bind(X) first.")
+        return list(self.columns)
+
+    def default_question(self) -> str:
+        """The paper's question for this style and task."""
+        if self.task == "regression":
+            return "What should be the y value?"
+        return "What is this type?" if self.style == "no_names" else "What is the category?"
+
+    def prompt(self, row: pd.Series | dict) -> str:
+        """The prompt for one row, ending with the prompt separator."""
+        columns = self._require_columns()
+        values = row if isinstance(row, dict) else row.to_dict()
+        values = {str(k): v for k, v in values.items()}
+        question = self.question if self.question is not None else self.default_question()
+        if self.style == "custom":
+            body = _PLACEHOLDER.sub(
+                lambda m: self._format_value(*self._resolve(m.group(1), values, columns)), self.format)
+            body = body.replace("{{", "{").replace("}}", "}")
+            return f"{body} {question}{self.prompt_end}" if question else f"{body}{self.prompt_end}"
+        if self.style == "no_names":
+            parts = [f"x{i + 1}={self._format_value(c, values[c])}" for i, c in enumerate(columns)]
+            lead = "When we have "
+        else:
+            parts = [f"{name} is {self._format_value(c, values[c])}" for c, name in zip(columns, self._display_names())]
+            lead = "Given that "
+        return f"{lead}{', '.join(parts)}, {question}{self.prompt_end}"
+
+    def _resolve(self, raw: str, values: dict, columns: Sequence[str]):
+        column, spec = self._split_placeholder(raw, columns)
+        return column, values[column], spec
+
+    def prompts(self, X: pd.DataFrame) -> list[str]:
+        """Prompts for every row of X; rows that cannot be serialized are reported by index."""
+        out, bad = [], []
+        for index, row in zip(X.index, X.itertuples(index=False, name=None)):
+            try:
+                out.append(self.prompt(dict(zip(self._require_columns(), row))))
+            except TemplateError as error:
+                bad.append((index, str(error)))
+        if bad:
+            shown = "; ".join(f"row {i}: {e}" for i, e in bad[:5])
+            raise TemplateError(f"{len(bad)} row(s) cannot be serialized ({shown}{' ...' if len(bad) > 5 else ''}).")
+        return out
+
+    def label_text(self, code: int) -> str:
+        """The answer text (without terminator) for class index `code`."""
+        if self.label_style == "code" or self.classes is None:
+            return str(int(code))
+        return str(self.classes[int(code)])
+
+    def answer(self, target: Any) -> str:
+        """The completion for a class index (classification) or a number (regression)."""
+        if self.task == "regression":
+            return f"{float(target):.{self.target_precision}f}{self.answer_end}"
+        return f"{self.label_text(target)}{self.answer_end}"
+
+    def class_answers(self) -> list[str]:
+        """The full completion of every class, in label order (what label scoring compares)."""
+        if self.classes is None:
+            raise TemplateError("This template has no classes bound: bind it with classes=... first.")
+        texts = [self.label_text(i) for i in range(len(self.classes))]
+        if len(set(texts)) != len(texts):
+            raise TemplateError(f"Two classes serialize to the same answer text: {texts}.")
+        return [t + self.answer_end for t in texts]
+
+    def _strip(self, completion: str) -> str:
+        text = completion.split(self.answer_end, 1)[0] if self.answer_end else completion
+        return text.strip()
+
+    def parse(self, completion: str) -> Any:
+        """Class index or float from a generated completion; None when it is not a valid answer."""
+        text = self._strip(completion)
+        if self.task == "regression":
+            match = _NUMBER.match(text)
+            if not match or match.end() != len(text):
+                return None
+            value = float(match.group())
+            return value if math.isfinite(value) else None
+        texts = [self.label_text(i) for i in range(len(self.classes or []))]
+        return texts.index(text) if text in texts else None
+
+    # ----- display --------------------------------------------------------------------------------------
+    def examples(self, X: pd.DataFrame, y: Sequence | None = None, n: int = 3) -> list[tuple[str, str]]:
+        """(prompt, answer) for the first n rows; y holds class indices or numbers."""
+        prompts = self.prompts(X.head(n))
+        answers = [self.answer(t) for t in list(y)[:n]] if y is not None else [""] * len(prompts)
+        return list(zip(prompts, answers))
+
+    def preview(self, X: pd.DataFrame, y: Sequence | None = None, n: int = 3, tokenizer=None) -> str:
+        """A text preview of serialized rows (with token counts when a tokenizer is given)."""
+        lines = []
+        for prompt, answer in self.examples(X, y, n):
+            count = f"  [{len(tokenizer(prompt + answer)['input_ids'])} tokens]" if tokenizer is not None else ""
+            lines.append(f"{prompt} {answer}{count}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return f"Template(style={self.style!r}, columns={None if self.columns is None else len(self.columns)})"
+
+    def _repr_html_(self) -> str:
+        head = html.escape(repr(self))
+        if self.columns is None:
+            return f"<code>{head}</code>"
+        example = {c: 0 for c in self.columns}
+        try:
+            sample = html.escape(self.prompt(example))
+        except TemplateError as error:
+            sample = html.escape(f"(cannot preview: {error})")
+        return f"<code>{head}</code><br><small>shape of a prompt:</small> <code>{sample}</code>"
+
+
+def _is_integral(value: Any) -> bool:
+    try:
+        return float(value).is_integer()
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def _all_integral(column: pd.Series) -> bool:
+    values = pd.to_numeric(column, errors="coerce").dropna().to_numpy(dtype=float)
+    return bool(len(values)) and bool(np.all(np.isfinite(values))) and bool(np.all(values == np.round(values)))
+
+
+def _fewest_decimals(column: pd.Series, cap: int) -> int:
+    """The fewest decimals (<= cap) at which every value of the column prints without loss."""
+    values = pd.to_numeric(column, errors="coerce").dropna().to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    for digits in range(cap + 1):
+        if np.allclose(np.round(values, digits), values, rtol=0, atol=1e-9 * max(1.0, np.abs(values).max(initial=0))):
+            return digits
+    return cap
