@@ -25,6 +25,9 @@ _FORMAT_VERSION = 1
 
 def as_frame(X, feature_names=None) -> pd.DataFrame:
     """X as a DataFrame with string column names; ndarray columns become x1..xp."""
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError("Sparse data was passed for X, but dense data is required. Use X.toarray() to convert "
+                        "to a dense numpy array.")
     if isinstance(X, pd.DataFrame):
         frame = X.copy()
         frame.columns = [str(c) for c in frame.columns]
@@ -62,8 +65,8 @@ class _LIFTBase(BaseEstimator):
 
     _task = "classification"
 
-    def __init__(self, model=None, template=None, epochs=4, batch_size=8, learning_rate=None, lora=None,
-                 train_layers=6, precision="auto", predict_mode="score", random_state=0, device="auto",
+    def __init__(self, model=None, template=None, epochs=6, batch_size=8, learning_rate=None, lora=None,
+                 train_layers=12, precision="auto", predict_mode="score", random_state=0, device="auto",
                  verbose=1, callbacks=None):
         self.model = model
         self.template = template
@@ -86,7 +89,9 @@ class _LIFTBase(BaseEstimator):
                          lora=self.lora, train_layers=self.train_layers, precision=self.precision,
                          seed=int(self.random_state or 0))
 
-    def _frame(self, X, fitting: bool) -> pd.DataFrame:
+    def _frame(self, X, fitting: bool, y=0) -> pd.DataFrame:
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         if fitting:
             if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
                 self.feature_names_in_ = np.asarray(X.columns, dtype=object)
@@ -188,6 +193,8 @@ class _LIFTBase(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        tags.input_tags.string = True  # text and categorical columns are serialized as words
+        tags.input_tags.categorical = True
         return tags
 
 
@@ -205,7 +212,7 @@ class LIFTClassifier(ClassifierMixin, _LIFTBase):
         """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val accuracy."""
         if self.predict_mode not in ("score", "generate"):
             raise ValueError(f"predict_mode must be 'score' or 'generate', not {self.predict_mode!r}.")
-        frame = self._frame(X, fitting=True)
+        frame = self._frame(X, fitting=True, y=y)
         y = np.asarray(y)
         if y.ndim != 1:
             y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
@@ -275,7 +282,7 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
 
     def fit(self, X, y, validation_data=None):
         """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val R^2."""
-        frame = self._frame(X, fitting=True)
+        frame = self._frame(X, fitting=True, y=y)
         y = np.asarray(y, dtype=float)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()

