@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,6 +22,16 @@ from .predict import generate_answers, number_token_ids, score_answers, softmax_
 from .templates import Template
 
 _FORMAT_VERSION = 1
+
+
+def _column_vector(y: np.ndarray) -> np.ndarray:
+    if y.ndim == 2 and y.shape[1] == 1:
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn("A column-vector y was passed when a 1d array was expected; it was raveled.",
+                      DataConversionWarning, stacklevel=3)
+        return y.ravel()
+    return y
 
 
 def as_frame(X, feature_names=None) -> pd.DataFrame:
@@ -213,9 +224,7 @@ class LIFTClassifier(ClassifierMixin, _LIFTBase):
         if self.predict_mode not in ("score", "generate"):
             raise ValueError(f"predict_mode must be 'score' or 'generate', not {self.predict_mode!r}.")
         frame = self._frame(X, fitting=True, y=y)
-        y = np.asarray(y)
-        if y.ndim != 1:
-            y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+        y = _column_vector(np.asarray(y))
         if len(y) != len(frame):
             raise ValueError(f"X has {len(frame)} rows but y has {len(y)}.")
         check_classification_targets(y)
@@ -283,9 +292,7 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
     def fit(self, X, y, validation_data=None):
         """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val R^2."""
         frame = self._frame(X, fitting=True, y=y)
-        y = np.asarray(y, dtype=float)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
+        y = _column_vector(np.asarray(y, dtype=float))
         if y.ndim != 1 or len(y) != len(frame):
             raise ValueError(f"y must be 1D with one value per row of X ({len(frame)}), got shape {y.shape}.")
         if not np.all(np.isfinite(y)):
@@ -296,12 +303,10 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
     def generate(self, X) -> list[str]:
         """Raw greedy completions for X (number tokens only)."""
         frame = self._frame(X, fitting=False)
-        if not hasattr(self, "_allowed_ids"):
-            self._allowed_ids = number_token_ids(self.tokenizer_, self.template_.answer_end)
         digits = len(f"{abs(self.train_mean_):.0f}") + 8 + self.template_.target_precision
         return generate_answers(self.model_, self.tokenizer_, self.template_.prompts(frame),
                                 stop=self.template_.answer_end, max_new_tokens=digits,
-                                batch_size=max(8, 4 * int(self.batch_size)), allowed_token_ids=self._allowed_ids)
+                                batch_size=max(8, 4 * int(self.batch_size)), allowed_token_ids=number_token_ids(self.tokenizer_, self.template_.answer_end))
 
     def predict(self, X) -> np.ndarray:
         """Decoded numbers; invalid answers become the training mean (counted in invalid_rate_)."""

@@ -199,10 +199,10 @@ class Trainer:
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
         pad_id = self.tokenizer.pad_token_id
+        started = time.perf_counter()
         runner = _LayerCache.build(self, examples) if config.train_layers and config.cache_frozen else None
         self.history.cached_layers = runner.start if runner else 0
         best_state, best_score = None, -math.inf
-        started = time.perf_counter()
         for callback in self.callbacks:
             callback.on_train_begin(self)
         self.model.train()

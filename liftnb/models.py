@@ -1,6 +1,7 @@
 """Loading causal language models: the embedded offline SmolLM2, any Hugging Face id, tiny test models."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -95,6 +96,14 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=8)
+def _cached_tokenizer(source: str):
+    """Tokenizers are read-only after setup, so fits in one process can share one (loading costs ~0.3 s)."""
+    from transformers import AutoTokenizer
+
+    return _prepare_tokenizer(AutoTokenizer.from_pretrained(source))
+
+
 def _prepare_tokenizer(tokenizer):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -125,7 +134,7 @@ def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = 
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if name in (EMBEDDED, EMBEDDED_RANDOM, TINY_RANDOM):
         folder = embedded_model_dir()
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = _cached_tokenizer(str(folder))
         if name == EMBEDDED:
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **extra)
         else:

@@ -113,8 +113,18 @@ class _AllowOnly:
         return scores + self.mask[: scores.shape[-1]].to(scores.dtype)
 
 
+_NUMBER_TOKENS: dict = {}
+
+
 def number_token_ids(tokenizer, answer_end: str) -> list[int]:
-    """Tokens that can appear in a decimal number answer or its terminator."""
+    """Tokens that can appear in a decimal number answer or its terminator (cached per vocabulary)."""
+    key = (tokenizer.name_or_path, len(tokenizer), answer_end)
+    if key not in _NUMBER_TOKENS:
+        _NUMBER_TOKENS[key] = _number_token_ids(tokenizer, answer_end)
+    return _NUMBER_TOKENS[key]
+
+
+def _number_token_ids(tokenizer, answer_end: str) -> list[int]:
     allowed = []
     for token_id in range(len(tokenizer)):
         text = tokenizer.decode([token_id])
