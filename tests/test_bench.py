@@ -1,0 +1,20 @@
+"""Smoke test of the benchmark's quick mode with the real embedded model (no timing assertions)."""
+import json
+import subprocess
+import sys
+
+
+def test_bench_quick_runs_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    process = subprocess.run([sys.executable, "-m", "liftnb.bench", "--quick", "--variants", "reference",
+                              "liftnb_default", "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "fit speed-up reference/liftnb_default" in process.stdout
+    results = json.loads(out.read_text())
+    names = [v["variant"] for v in results["variants"]]
+    assert names == ["reference", "liftnb_default"]
+    for variant in results["variants"]:
+        assert variant["fit_s"] > 0 and variant["train_tokens"] > 0 and variant["peak_rss_mb"] > 0
+        assert 0 <= variant["acc_score"] <= 1 and 0 <= variant["invalid_generate"] <= 1
+    assert results["matmul_bf16_gflops"] > 0 and results["matmul_fp32_gflops"] > 0
+    assert 0 <= results["regression_invalid_rate"] <= 1
