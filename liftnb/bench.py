@@ -28,6 +28,7 @@ VARIANTS = {
     "reference": {"kind": "hf_trainer", "epochs": 3, "learning_rate": 5e-5},
     "liftnb_default": {"kind": "liftnb"},  # FitConfig defaults: top 12 layers, cached lower layers, bf16, 6 epochs
     "liftnb_all_layers_bf16": {"kind": "liftnb", "train_layers": None, "epochs": 3, "learning_rate": 5e-5},
+    "liftnb_fast": {"kind": "liftnb", "epochs": 4, "learning_rate": 3e-4},  # defaults, 4 epochs at a higher lr
     "liftnb_lora_top12": {"kind": "liftnb", "lora": 16, "learning_rate": 1e-3},
 }
 
@@ -62,7 +63,7 @@ def _fit_reference(spec: dict, X_train, y_train, template, batch_size: int):
     from .finetune import encode
     from .models import load_lm
 
-    model, tokenizer = load_lm(device="cpu")
+    model, tokenizer = load_lm(device="cpu", attn_implementation="sdpa")  # transformers' default, as users get it
     codes = np.searchsorted(np.unique(y_train), y_train)
     examples = encode(tokenizer, template.prompts(X_train), [template.answer(c) for c in codes])
     features = [{"input_ids": e.input_ids, "labels": [-100] * e.n_prompt + e.input_ids[e.n_prompt:]}
