@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from .finetune import Callback, FitConfig, PrintProgress, Trainer, encode, prepare_trainable
+from .finetune import FitConfig, Trainer, encode, prepare_trainable
 from .models import load_lm
 from .predict import generate_answers, number_token_ids, score_answers, softmax_rows
 from .templates import Template

@@ -134,14 +134,6 @@ class Callback:
     def on_train_end(self, trainer: "Trainer") -> None: ...
 
 
-class PrintProgress(Callback):
-    """One plain line per epoch (the fallback display outside a live notebook)."""
-
-    def on_epoch_end(self, trainer, metrics):
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
-        print(f"epoch {trainer.epoch}/{trainer.config.epochs}: {shown}", flush=True)
-
-
 @dataclass
 class History:
     """What happened during fit: per-step losses and per-epoch metrics."""
@@ -167,6 +159,7 @@ class Trainer:
         self.history = History()
         self.epoch = 0
         self.step = 0
+        self.total_steps = 0
 
     def autocast(self):
         if self.use_bf16:
@@ -195,6 +188,7 @@ class Trainer:
                                       weight_decay=config.weight_decay, fused=True)
         steps_per_epoch = math.ceil(len(examples) / config.batch_size)
         total = steps_per_epoch * config.epochs
+        self.total_steps = total
         warmup = max(1, int(round(config.warmup_ratio * total)))
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))

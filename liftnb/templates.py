@@ -37,6 +37,7 @@ class Template:
     prompt_end: str = "###"  # the paper's prompt separator
     answer_end: str = "@@@"  # the paper's completion terminator
     label_style: str = "code"  # "code": answer 0, 1, 2 (the paper); "name": answer the class name
+    class_names: dict | None = None  # class value -> answer text for label_style="name" (default: str(value))
     target_precision: int = 3  # decimals of regression answers (the paper used 3)
     shuffle_seed: int = 0  # permutation seed of the shuffled-names style
     task: str | None = None  # "classification" or "regression"; set at bind time
@@ -195,7 +196,8 @@ class Template:
         """The answer text (without terminator) for class index `code`; surrounding spaces are dropped."""
         if self.label_style == "code" or self.classes is None:
             return str(int(code))
-        return str(self.classes[int(code)]).strip()
+        value = self.classes[int(code)]
+        return str((self.class_names or {}).get(value, (self.class_names or {}).get(str(value), value))).strip()
 
     def answer(self, target: Any) -> str:
         """The completion for a class index (classification) or a number (regression)."""
