@@ -29,7 +29,7 @@ bench: setup
 	$(PY) -m liftnb.bench
 
 notebooks: setup
-	for nb in notebooks/*.ipynb; do PROFILE=$${PROFILE:-quick} $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 $$nb || exit 1; done
+	for nb in notebooks/*.ipynb; do PROFILE=$${PROFILE:-quick} $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.store_widget_state=True $$nb || exit 1; done
 
 clean:
 	rm -rf $(VENV)
