@@ -98,19 +98,25 @@ class LiveProgress(_Timing):
         import matplotlib.pyplot as plt
 
         if self.figure is None:
-            self.figure, _ = plt.subplots(1, 2, figsize=(10, 3.2))
+            self.figure, (self.loss_axis, self.epoch_axis) = plt.subplots(1, 2, figsize=(10, 3.2))
+            self.score_axis = self.epoch_axis.twinx()  # validation scores live on [0, 1], losses do not
             plt.close(self.figure)  # drawn through the display handle only, not again at cell end
-        loss_axis, epoch_axis = self.figure.axes
-        loss_axis.clear()
-        epoch_axis.clear()
-        loss_axis.plot(range(1, len(self.step_loss) + 1), self.step_loss, label="train loss (step)")
-        loss_axis.set(xlabel="step", ylabel="cross-entropy on answer tokens", title="training loss")
+        for axis in (self.loss_axis, self.epoch_axis, self.score_axis):
+            axis.clear()
+        self.loss_axis.plot(range(1, len(self.step_loss) + 1), self.step_loss, label="train loss (step)")
+        self.loss_axis.set(xlabel="step", ylabel="cross-entropy on answer tokens", title="training loss")
         epochs = [m["epoch"] for m in self.epochs]
-        for key in sorted({k for m in self.epochs for k in m} - {"epoch"}):
-            epoch_axis.plot(epochs, [m.get(key) for m in self.epochs], marker="o", label=key)
-        epoch_axis.set(xlabel="epoch", title="per epoch")
+        keys = sorted({k for m in self.epochs for k in m} - {"epoch"})
+        colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+        for key in keys:
+            axis = self.score_axis if key.startswith("val_") and "loss" not in key else self.epoch_axis
+            axis.plot(epochs, [m.get(key) for m in self.epochs], marker="o", label=key, color=next(colours))
+        self.epoch_axis.set(xlabel="epoch", ylabel="loss", title="per epoch")
+        self.score_axis.set(ylabel="validation score")
+        self.score_axis.yaxis.set_label_position("right")
         if self.epochs:
-            epoch_axis.legend(loc="best", fontsize="small")
+            handles = self.epoch_axis.get_lines() + self.score_axis.get_lines()
+            self.epoch_axis.legend(handles, [h.get_label() for h in handles], loc="center right", fontsize="small")
         self.figure.tight_layout()
         return self.figure
 

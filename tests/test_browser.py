@@ -1,0 +1,107 @@
+"""A real browser drives JupyterLab: the template builder reacts to typing and the live training figure appears."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HOW_TO = ("needs Debian's chromium (apt-get install chromium chromium-driver) and playwright (pip install "
+          "playwright); `make setup` installs both where it can")
+
+NOTEBOOK_CELLS = [
+    "from liftnb import datasets\n"
+    "from liftnb.widgets import TemplateBuilder\n"
+    "data = datasets.load('iris')\n"
+    "builder = TemplateBuilder(data.X.assign(species=[data.class_names[v] for v in data.y]), target='species')\n"
+    "builder",
+    "from liftnb import LIFTClassifier\n"
+    "clf = LIFTClassifier(model='tiny-random', epochs=3, train_layers=1, precision='fp32', batch_size=16)\n"
+    "part = datasets.split(data)\n"
+    "clf.fit(part.X_train, part.y_train, validation_data=(part.X_val, part.y_val))\n"
+    "print('FIT DONE')",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _notebook(path: Path) -> None:
+    cells = [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": src}
+             for src in NOTEBOOK_CELLS]
+    path.write_text(json.dumps({"cells": cells, "metadata": {"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}))
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: {HOW_TO}")
+    pytest.importorskip("playwright", reason=HOW_TO)
+    _notebook(tmp_path / "browser.ipynb")
+    port, token = _free_port(), "liftnb-test"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={tmp_path}", "--ServerApp.open_browser=False",
+         "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=True"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and server.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail(f"JupyterLab did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
+    yield f"http://127.0.0.1:{port}/lab/tree/browser.ipynb?token={token}", tmp_path
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def test_template_builder_and_live_figure_in_jupyterlab(jupyterlab):
+    from playwright.sync_api import sync_playwright
+
+    url, folder = jupyterlab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        try:
+            page.goto(url)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+            page.click("text=Run", timeout=30_000)
+            page.click("text=Run All Cells", timeout=30_000)
+            question = page.locator("input[placeholder=\"(the paper's question)\"]")
+            question.wait_for(timeout=120_000)
+            preview = page.locator(".widget-html-content", has_text="###").first
+            assert "What is the category?###" in preview.inner_text()
+            question.fill("Which iris is it?")
+            page.wait_for_function("() => [...document.querySelectorAll('.widget-html-content')]"
+                                   ".some(e => e.innerText.includes('Which iris is it?###'))", timeout=30_000)
+            page.wait_for_selector("text=FIT DONE", timeout=240_000)
+            figures = page.locator(".jp-OutputArea-output img")
+            assert figures.count() >= 1  # the live figure, left as a static image at the end
+            assert page.locator("progress").count() >= 1
+            assert "step" in page.locator(".jp-OutputArea-output code", has_text="elapsed").first.inner_text()
+        finally:
+            page.screenshot(path=str(folder / "jupyterlab.png"), full_page=True)
+            shot = os.environ.get("LIFTNB_SCREENSHOT")
+            if shot:
+                shutil.copy(folder / "jupyterlab.png", shot)
+            browser.close()
