@@ -114,7 +114,6 @@ def run_variant(name: str, rows: int | None, epochs_override: int | None) -> dic
 
     from . import metrics
     from .datasets import template_for
-    from .estimators import LIFTClassifier
     from .predict import generate_answers, score_answers
 
     torch.set_flush_denormal(True)

@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from ._io import atomic_folder
 from .finetune import FitConfig, Trainer, encode, prepare_trainable
 from .models import load_lm
 from .predict import generate_answers, number_token_ids, score_answers, softmax_rows
@@ -151,9 +148,7 @@ class _LIFTBase(BaseEstimator):
         from safetensors.torch import save_file
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-        try:
+        with atomic_folder(path) as staging:
             trained = {k: v.detach().cpu().contiguous() for k, v in self.model_.named_parameters() if v.requires_grad}
             save_file(trained, str(staging / "trained.safetensors"))
             state = {k: v for k, v in self.__dict__.items()
@@ -165,12 +160,6 @@ class _LIFTBase(BaseEstimator):
                        staging / "estimator.pt")
             (staging / "README.txt").write_text(json.dumps(
                 {"class": type(self).__name__, "model": self.model, "format": _FORMAT_VERSION}, indent=1))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(staging, path)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
         return path
 
     @classmethod

@@ -50,3 +50,17 @@ def compare(data: Dataset, seed: int = 0, modes=("score",), baseline_names=None,
     table = pd.DataFrame(lift_rows(estimator, part, modes)).set_index("method")
     table = pd.concat([table, baselines.evaluate(part, data.task, names=baseline_names, seed=seed)])
     return table, estimator
+
+
+def compare_table(data: Dataset, seed: int = 0, cache=None, **kwargs) -> pd.DataFrame:
+    """compare()'s table alone, taken from the results cache when the same run has finished before."""
+    if cache is None:
+        return compare(data, seed=seed, **kwargs)[0]
+    from . import __version__
+    from .models import EMBEDDED
+
+    key = {"X": data.X, "y": data.y, "dataset": data.name, "seed": seed, "liftnb": __version__,
+           "model": kwargs.get("model") or EMBEDDED, **{k: repr(v) for k, v in kwargs.items()}}
+    result, _ = cache.get_or_compute(key, lambda: compare(data, seed=seed, **kwargs)[0].reset_index()
+                                     .to_dict(orient="list"))
+    return pd.DataFrame(result).set_index("method")

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
@@ -367,6 +366,3 @@ class _LayerCache:
         scale = full[mask].float().abs().max().item() + 1e-6
         return error <= 0.02 * scale
 
-
-def config_dict(config: FitConfig) -> dict:
-    return asdict(config)

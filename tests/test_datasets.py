@@ -9,7 +9,6 @@ import pytest
 
 from liftnb import datasets
 from liftnb.datasets import Dataset, load, load_csv, make_classification, make_regression, names, split
-from liftnb.templates import Template
 
 REGRESSION = set(datasets.SYNTHETIC_REGRESSION)
 

@@ -1,7 +1,6 @@
 """Templates: row -> prompt, target -> answer, answer -> target."""
 from __future__ import annotations
 
-import math
 import re
 import warnings
 

@@ -1,0 +1,54 @@
+"""The results cache: keyed by content, atomic, damaged entries recomputed."""
+import numpy as np
+import pandas as pd
+
+from liftnb.cache import ResultsCache, fingerprint
+
+
+def test_fingerprint_follows_content_not_identity():
+    a = pd.DataFrame({"x": [1.0, 2.0]})
+    assert fingerprint(a) == fingerprint(a.copy())
+    assert fingerprint(a) != fingerprint(a.assign(x=[1.0, 2.5]))
+    assert fingerprint(a) != fingerprint(a.rename(columns={"x": "y"}))
+    assert fingerprint({"lr": 1e-3, "seed": 0}) == fingerprint({"seed": 0, "lr": 1e-3})
+    assert fingerprint({"lr": 1e-3}) != fingerprint({"lr": 2e-3})
+
+
+def test_get_or_compute_reuses_and_recomputes_damaged(tmp_path):
+    cache = ResultsCache(tmp_path)
+    calls = []
+    key = {"data": pd.Series(np.arange(5)), "seed": 0}
+
+    def compute():
+        calls.append(1)
+        return {"accuracy": 0.9}
+
+    assert cache.get_or_compute(key, compute) == ({"accuracy": 0.9}, False)
+    assert cache.get_or_compute(key, compute) == ({"accuracy": 0.9}, True)
+    assert len(calls) == 1
+    assert not list(tmp_path.glob(".tmp-*"))  # no temporary files left behind
+    cache.path(key).write_text("{ half a fi")
+    assert cache.get_or_compute(key, compute) == ({"accuracy": 0.9}, False)
+    assert len(calls) == 2
+
+
+def test_compare_table_is_reused_from_the_cache(tmp_path, monkeypatch):
+    import liftnb.experiments as experiments
+    from liftnb import datasets
+
+    calls = []
+
+    def fake_compare(data, seed=0, **kwargs):
+        calls.append(seed)
+        table = pd.DataFrame({"method": ["lift_score", "majority"], "accuracy": [0.9 + seed, 0.3]})
+        return table.set_index("method"), None
+
+    monkeypatch.setattr(experiments, "compare", fake_compare)
+    data = datasets.load("iris")
+    cache = ResultsCache(tmp_path)
+    first = experiments.compare_table(data, seed=1, cache=cache, epochs=2)
+    again = experiments.compare_table(data, seed=1, cache=cache, epochs=2)
+    other = experiments.compare_table(data, seed=1, cache=cache, epochs=3)
+    pd.testing.assert_frame_equal(first, again)
+    assert calls == [1, 1]  # the second call came from disk; a different hyperparameter recomputed
+    assert first.loc["lift_score", "accuracy"] == 1.9 and other.index.name == "method"
