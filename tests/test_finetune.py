@@ -136,3 +136,20 @@ def test_bf16_keeps_trainable_weights_fp32_and_frozen_bf16(tiny):
     trainer = Trainer(*tiny, FitConfig(train_layers=1, precision="bf16"))
     dtypes = {p.requires_grad: p.dtype for p in trainer.model.parameters()}
     assert dtypes == {True: torch.float32, False: torch.bfloat16}
+
+
+def test_other_architecture_gpt2_trains_full_and_lora_and_refuses_an_unsafe_cache(tiny):
+    """GPT-2 adds position embeddings inside its forward, so feeding cached hidden states as inputs_embeds
+    would be wrong: the cache must be detected as unsafe and skipped; LoRA must find GPT-2's Conv1D layers."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    _, tokenizer = tiny
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(config)
+    trainer, history = _fit(model, tokenizer, train_layers=1, learning_rate=1e-3)
+    assert history.cached_layers == 0 and len(history.step_loss) == 4
+    lora_trainer, lora_history = _fit(GPT2LMHeadModel(config), tokenizer, lora=2, train_layers=None)
+    names = [n for n, p in lora_trainer.model.named_parameters() if p.requires_grad]
+    assert any(".c_attn.lora_A" in n for n in names) and any(".mlp.c_fc.lora_A" in n for n in names)
+    assert all(math.isfinite(loss) for loss in lora_history.step_loss)
