@@ -75,7 +75,7 @@ class _LIFTBase(BaseEstimator):
 
     def __init__(self, model=None, template=None, epochs=6, batch_size=8, learning_rate=None, lora=None,
                  train_layers=12, precision="auto", predict_mode="score", random_state=0, device="auto",
-                 verbose=1, callbacks=None):
+                 verbose=1, callbacks=None, checkpoint_dir=None):
         self.model = model
         self.template = template
         self.epochs = epochs
@@ -89,13 +89,14 @@ class _LIFTBase(BaseEstimator):
         self.device = device
         self.verbose = verbose
         self.callbacks = callbacks
+        self.checkpoint_dir = checkpoint_dir
 
     # ----- helpers -------------------------------------------------------------------------------------------
     def fit_config(self) -> FitConfig:
         """The FitConfig these parameters describe."""
         return FitConfig(epochs=int(self.epochs), batch_size=int(self.batch_size), learning_rate=self.learning_rate,
                          lora=self.lora, train_layers=self.train_layers, precision=self.precision,
-                         seed=int(self.random_state or 0))
+                         seed=int(self.random_state or 0), checkpoint_dir=self.checkpoint_dir)
 
     def _frame(self, X, fitting: bool, y=0) -> pd.DataFrame:
         if y is None:
@@ -125,20 +126,30 @@ class _LIFTBase(BaseEstimator):
             callbacks.append(default_progress())
         return callbacks
 
-    def _fit(self, frame: pd.DataFrame, targets, validation_data, validate_fn):
+    def _fit(self, frame: pd.DataFrame, targets, validation_data, validate_fn, resume=False):
         template = self.template if self.template is not None else Template()
         self.template_ = template.bind(frame, task=self._task, classes=getattr(self, "classes_", None))
         model, self.tokenizer_ = load_lm(self.model, device=self.device)
         examples = encode(self.tokenizer_, self.template_.prompts(frame),
                           [self.template_.answer(t) for t in targets])
+        context = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+        too_long = [(i, len(e.input_ids)) for i, e in zip(frame.index, examples) if context and len(e.input_ids) > context]
+        if too_long:
+            raise ValueError(f"{len(too_long)} row(s) need more tokens than the model's context of {context} "
+                             f"(e.g. row {too_long[0][0]}: {too_long[0][1]} tokens). Use fewer features, fewer "
+                             f"decimals, the no_names style, or a model with a longer context.")
         trainer = Trainer(model, self.tokenizer_, self.fit_config(), callbacks=self._callbacks())
         self.model_ = trainer.model
         validate = None
         if validation_data is not None:
             X_val, y_val = validation_data
             validate = lambda: {"val_score": float(validate_fn(X_val, y_val))}  # noqa: E731
-        self.history_ = trainer.fit(examples, validate=validate)
         self.tokens_per_row_ = float(np.mean([len(e.input_ids) for e in examples]))
+        try:
+            self.history_ = trainer.fit(examples, validate=validate, resume=resume)
+        except KeyboardInterrupt:
+            self.history_ = trainer.history  # usable: the model holds the last completed epoch
+            raise
         return self
 
     # ----- persistence ---------------------------------------------------------------------------------------
@@ -208,8 +219,9 @@ class LIFTClassifier(ClassifierMixin, _LIFTBase):
 
     _task = "classification"
 
-    def fit(self, X, y, validation_data=None):
-        """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val accuracy."""
+    def fit(self, X, y, validation_data=None, resume=False):
+        """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val accuracy.
+        resume=True continues from the checkpoint in checkpoint_dir (after an interrupted fit)."""
         if self.predict_mode not in ("score", "generate"):
             raise ValueError(f"predict_mode must be 'score' or 'generate', not {self.predict_mode!r}.")
         frame = self._frame(X, fitting=True, y=y)
@@ -222,7 +234,7 @@ class LIFTClassifier(ClassifierMixin, _LIFTBase):
             raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least 2 classes.")
         codes = np.searchsorted(self.classes_, y)
         self.majority_code_ = int(np.bincount(codes).argmax())
-        return self._fit(frame, codes, validation_data, self.score)
+        return self._fit(frame, codes, validation_data, self.score, resume)
 
     def predict_log_likelihood(self, X) -> np.ndarray:
         """Per-class answer log-likelihoods, shape (rows, classes)."""
@@ -278,8 +290,9 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
 
     _task = "regression"
 
-    def fit(self, X, y, validation_data=None):
-        """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val R^2."""
+    def fit(self, X, y, validation_data=None, resume=False):
+        """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val R^2.
+        resume=True continues from the checkpoint in checkpoint_dir (after an interrupted fit)."""
         frame = self._frame(X, fitting=True, y=y)
         y = _column_vector(np.asarray(y, dtype=float))
         if y.ndim != 1 or len(y) != len(frame):
@@ -287,7 +300,7 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         self.train_mean_ = float(y.mean())
-        return self._fit(frame, y, validation_data, self.score)
+        return self._fit(frame, y, validation_data, self.score, resume)
 
     def generate(self, X) -> list[str]:
         """Raw greedy completions for X (number tokens only)."""

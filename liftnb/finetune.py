@@ -30,6 +30,7 @@ class FitConfig:
     cache_frozen: bool = True  # with train_layers, compute the frozen lower layers once and reuse them
     precision: str = "auto"  # "bf16": frozen weights in bf16 + autocast; "fp32"; "auto": bf16 where native
     max_grad_norm: float = 1.0
+    checkpoint_dir: str | None = None  # write a resumable checkpoint here after every epoch
     seed: int = 0
     shuffle: bool = True
 
@@ -143,6 +144,7 @@ class History:
     seconds: float = 0.0
     trained_tokens: int = 0  # tokens passed through the model in training (prompt + answer), all epochs
     cached_layers: int = 0  # frozen lower layers computed once instead of every epoch
+    interrupted: bool = False  # a KeyboardInterrupt stopped fit; the model holds the last completed epoch
 
 
 class Trainer:
@@ -172,8 +174,13 @@ class Trainer:
             yield order[start:start + size]
 
     def fit(self, examples: Sequence[Example], validate: Callable[[], dict] | None = None,
-            score_key: str = "val_score") -> History:
-        """Train on the examples; with `validate`, keep the epoch whose `score_key` is highest."""
+            score_key: str = "val_score", resume: bool = False) -> History:
+        """Train on the examples; with `validate`, keep the epoch whose `score_key` is highest.
+
+        With config.checkpoint_dir, a checkpoint is written after every epoch and `resume=True` continues from it
+        to the same result as an uninterrupted run. A KeyboardInterrupt leaves the weights of the last completed
+        epoch in the model (history.interrupted is set) and re-raises.
+        """
         config = self.config
         if not examples:
             raise ValueError("No training examples.")
@@ -191,66 +198,114 @@ class Trainer:
         warmup = max(1, int(round(config.warmup_ratio * total)))
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
-        pad_id = self.tokenizer.pad_token_id
+        best = {"state": None, "score": -math.inf}
+        first_epoch = 1
+        if resume:
+            first_epoch = self._restore(optimizer, schedule, generator, best)
         started = time.perf_counter()
         runner = _LayerCache.build(self, examples) if config.train_layers and config.cache_frozen else None
         self.history.cached_layers = runner.start if runner else 0
-        best_state, best_score = None, -math.inf
         for callback in self.callbacks:
             callback.on_train_begin(self)
+        completed = _trainable_state(self.model)
         self.model.train()
         try:
-            for self.epoch in range(1, config.epochs + 1):
-                epoch_loss, epoch_batches = 0.0, 0
-                for indices in self._batches(examples, generator, config.shuffle):
-                    batch = [examples[i] for i in indices]
-                    inputs = collate(batch, pad_id, self.device)
-                    with self.autocast():
-                        if runner is not None:
-                            hidden = runner.forward(indices, inputs)
-                        else:
-                            hidden = decoder_of(self.model)(
-                                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                                position_ids=inputs["position_ids"], use_cache=False).last_hidden_state
-                        logits = answer_logits(self.model, hidden, inputs["predict_at"])
-                    loss = nn.functional.cross_entropy(logits, inputs["targets"])
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"Training loss became {loss.item()} at epoch {self.epoch}, step {self.step}: "
-                            f"lower the learning rate (now {config.resolved_learning_rate()}) or use precision='fp32'.")
-                    loss.backward()
-                    if config.max_grad_norm:
-                        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-                    optimizer.step()
-                    schedule.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    self.step += 1
-                    self.history.trained_tokens += int(inputs["attention_mask"].sum())
-                    self.history.step_loss.append(loss.item())
-                    epoch_loss += loss.item()
-                    epoch_batches += 1
-                    for callback in self.callbacks:
-                        callback.on_step_end(self, loss.item())
-                metrics = {"epoch": self.epoch, "train_loss": epoch_loss / max(1, epoch_batches)}
+            for self.epoch in range(first_epoch, config.epochs + 1):
+                metrics = self._train_epoch(examples, runner, generator, optimizer, schedule, trainable)
                 if validate is not None:
                     self.model.eval()
                     metrics.update(validate())
                     self.model.train()
-                    if metrics.get(score_key, -math.inf) > best_score:
-                        best_score = metrics[score_key]
-                        best_state = _trainable_state(self.model)
+                    if metrics.get(score_key, -math.inf) > best["score"]:
+                        best.update(score=metrics[score_key], state=_trainable_state(self.model))
                         self.history.best_epoch = self.epoch
                 self.history.epochs.append(metrics)
+                completed = _trainable_state(self.model)
+                if config.checkpoint_dir:
+                    self._save_checkpoint(optimizer, schedule, generator, best)
                 for callback in self.callbacks:
                     callback.on_epoch_end(self, metrics)
+        except KeyboardInterrupt:
+            self.history.interrupted = True
+            self.model.load_state_dict(completed, strict=False)  # the last completed epoch, not half of one
+            raise
         finally:
             self.model.eval()
-            self.history.seconds = time.perf_counter() - started
-        if best_state is not None and self.history.best_epoch != config.epochs:
-            self.model.load_state_dict(best_state, strict=False)
+            self.history.seconds += time.perf_counter() - started
+        if best["state"] is not None and self.history.best_epoch != config.epochs:
+            self.model.load_state_dict(best["state"], strict=False)
         for callback in self.callbacks:
             callback.on_train_end(self)
         return self.history
+
+    def _train_epoch(self, examples, runner, generator, optimizer, schedule, trainable) -> dict:
+        config = self.config
+        epoch_loss, epoch_batches = 0.0, 0
+        for indices in self._batches(examples, generator, config.shuffle):
+            inputs = collate([examples[i] for i in indices], self.tokenizer.pad_token_id, self.device)
+            with self.autocast():
+                if runner is not None:
+                    hidden = runner.forward(indices, inputs)
+                else:
+                    hidden = decoder_of(self.model)(
+                        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                        position_ids=inputs["position_ids"], use_cache=False).last_hidden_state
+                logits = answer_logits(self.model, hidden, inputs["predict_at"])
+            loss = nn.functional.cross_entropy(logits, inputs["targets"])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"Training loss became {loss.item()} at epoch {self.epoch}, step {self.step}: "
+                    f"lower the learning rate (now {config.resolved_learning_rate()}) or use precision='fp32'.")
+            loss.backward()
+            if config.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            self.history.trained_tokens += int(inputs["attention_mask"].sum())
+            self.history.step_loss.append(loss.item())
+            epoch_loss += loss.item()
+            epoch_batches += 1
+            for callback in self.callbacks:
+                callback.on_step_end(self, loss.item())
+        return {"epoch": self.epoch, "train_loss": epoch_loss / max(1, epoch_batches)}
+
+    def checkpoint_path(self):
+        from pathlib import Path
+
+        return Path(self.config.checkpoint_dir) / "checkpoint.pt"
+
+    def _save_checkpoint(self, optimizer, schedule, generator, best) -> None:
+        """Everything needed to continue exactly after this epoch, written atomically."""
+        import os
+
+        path = self.checkpoint_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        torch.save({"epoch": self.epoch, "step": self.step, "model": _trainable_state(self.model),
+                    "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                    "generator": generator.get_state(), "rng": torch.get_rng_state(), "best": best,
+                    "history": self.history, "config": self.config}, temporary)
+        os.replace(temporary, path)
+
+    def _restore(self, optimizer, schedule, generator, best) -> int:
+        """Load the checkpoint (if any); returns the first epoch still to run."""
+        if not self.config.checkpoint_dir or not self.checkpoint_path().exists():
+            raise FileNotFoundError("resume=True needs a checkpoint: set checkpoint_dir and fit once first "
+                                    f"(looked for {self.checkpoint_path() if self.config.checkpoint_dir else 'none'}).")
+        saved = torch.load(self.checkpoint_path(), weights_only=False)
+        if saved["config"] != self.config:
+            raise ValueError("The checkpoint was written with a different FitConfig; resume needs the same one.")
+        self.model.load_state_dict(saved["model"], strict=False)
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["rng"])
+        best.update(saved["best"])
+        self.history, self.step = saved["history"], saved["step"]
+        self.history.interrupted = False
+        return saved["epoch"] + 1
 
 
 def _wants_bf16(precision: str, device: torch.device) -> bool:

@@ -113,7 +113,27 @@ class Template:
                     decimals[str(c)] = _fewest_decimals(X[c], self.max_precision)
         bound = replace(self, columns=columns, _integer_columns=integer_columns, _decimals=decimals,
                         task=task or self.task, classes=list(classes) if classes is not None else self.classes)
+        bound._warn_about_scale(X)
         return bound
+
+    def _warn_about_scale(self, X: pd.DataFrame) -> None:
+        """Numbers that print as 0 (too small for the decimals) or as very long digit strings are no surprise."""
+        for c in X.columns:
+            if not pd.api.types.is_numeric_dtype(X[c]):
+                continue
+            values = np.abs(pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=float))
+            values = values[np.isfinite(values) & (values > 0)]
+            if not len(values):
+                continue
+            digits = self.precision if self.precision != "auto" else self._decimals.get(str(c), self.max_precision)
+            lost = 0.0 if str(c) in self._integer_columns else float(np.mean(np.round(values, digits) == 0))
+            if lost > 0:
+                warnings.warn(f"Column {c!r}: {lost:.0%} of its non-zero values print as 0 with {digits} decimals; "
+                              f"rescale it or raise precision/max_precision.", UserWarning, stacklevel=3)
+            if values.max() >= 1e9:
+                warnings.warn(f"Column {c!r} reaches {values.max():.3g}: it prints as "
+                              f"{len(f'{values.max():.0f}')}+ digits (one token each); consider rescaling.",
+                              UserWarning, stacklevel=3)
 
     # ----- serialization --------------------------------------------------------------------------------
     def _format_value(self, column: str, value: Any, spec: str = "") -> str:

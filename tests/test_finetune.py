@@ -153,3 +153,49 @@ def test_other_architecture_gpt2_trains_full_and_lora_and_refuses_an_unsafe_cach
     names = [n for n, p in lora_trainer.model.named_parameters() if p.requires_grad]
     assert any(".c_attn.lora_A" in n for n in names) and any(".mlp.c_fc.lora_A" in n for n in names)
     assert all(math.isfinite(loss) for loss in lora_history.step_loss)
+
+
+def test_interrupt_keeps_last_epoch_and_resume_matches_an_uninterrupted_run(tmp_path):
+    from liftnb.models import TINY_RANDOM, load_lm
+
+    config = dict(epochs=3, batch_size=2, precision="fp32", train_layers=1, learning_rate=1e-3)
+    examples = None
+
+    def trained(trainer):
+        return {k: v.detach().clone() for k, v in trainer.model.named_parameters() if v.requires_grad}
+
+    model, tokenizer = load_lm(TINY_RANDOM, device="cpu")
+    examples = encode(tokenizer, PROMPTS, ANSWERS)
+    straight = Trainer(model, tokenizer, FitConfig(**config))
+    straight_history = straight.fit(examples)
+
+    epoch_states = {}
+
+    class InterruptInEpochTwo(Callback):
+        def on_epoch_end(self, trainer, metrics):
+            epoch_states[trainer.epoch] = trained(trainer)
+
+        def on_step_end(self, trainer, loss):
+            if trainer.epoch == 2:
+                raise KeyboardInterrupt
+
+    checkpoints = str(tmp_path / "ckpt")
+    first = Trainer(load_lm(TINY_RANDOM, device="cpu")[0], tokenizer,
+                    FitConfig(**config, checkpoint_dir=checkpoints), callbacks=[InterruptInEpochTwo()])
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(examples)
+    assert first.history.interrupted and len(first.history.epochs) == 1
+    for name, value in trained(first).items():  # the model holds epoch 1, not half of epoch 2
+        assert torch.equal(value, epoch_states[1][name])
+    resumed = Trainer(load_lm(TINY_RANDOM, device="cpu")[0], tokenizer, FitConfig(**config, checkpoint_dir=checkpoints))
+    history = resumed.fit(examples, resume=True)
+    assert not history.interrupted and [e["epoch"] for e in history.epochs] == [1, 2, 3]
+    assert history.step_loss == pytest.approx(straight_history.step_loss, rel=1e-5)
+    for name, value in trained(straight).items():
+        torch.testing.assert_close(trained(resumed)[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tiny, tmp_path):
+    trainer = Trainer(*tiny, FitConfig(epochs=1, train_layers=1, checkpoint_dir=str(tmp_path / "none")))
+    with pytest.raises(FileNotFoundError, match="resume=True needs a checkpoint"):
+        trainer.fit(encode(tiny[1], PROMPTS, ANSWERS), resume=True)

@@ -1,0 +1,67 @@
+"""Bad input: a clear error that names the problem, or a documented behaviour (tiny model: plumbing only)."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from liftnb import LIFTClassifier, Template
+from liftnb.models import TINY_RANDOM
+
+FAST = dict(model=TINY_RANDOM, epochs=1, batch_size=16, verbose=0, precision="fp32", train_layers=1)
+X = pd.DataFrame({"a": [0.5, 1.5, 2.5, 3.5], "b": ["x", "y", "x", "y"]})
+y = np.array(["lo", "lo", "hi", "hi"])
+
+
+def test_missing_category_empty_frame_and_predict_before_fit():
+    with pytest.raises(ValueError, match="missing values in column 'b'"):
+        LIFTClassifier(**FAST).fit(X.assign(b=["x", None, "x", "y"]), y)
+    with pytest.raises(ValueError, match="0 sample"):
+        LIFTClassifier(**FAST).fit(X.iloc[:0], y[:0])
+    with pytest.raises(NotFittedError):
+        LIFTClassifier(**FAST).predict(X)
+
+
+def test_inf_in_features_names_the_column():
+    with pytest.raises(ValueError, match="infinity in column 'a'"):
+        LIFTClassifier(**FAST).fit(X.assign(a=[0.5, np.inf, 1, 2]), y)
+
+
+def test_unseen_label_at_scoring_counts_as_wrong():
+    clf = LIFTClassifier(**FAST).fit(X, y)
+    predicted = clf.predict(X)
+    truth = np.array(["never-seen"] * 4)
+    assert clf.score(X, truth) == 0.0
+    assert set(predicted) <= {"lo", "hi"}
+
+
+def test_odd_column_names_are_serialized_verbatim():
+    odd = pd.DataFrame({"{brace}": [1.0, 2.0], 'quote"d': [3.0, 4.0], "new\\nline": [5.0, 6.0], "größe": [7.0, 8.0]})
+    template = Template().bind(odd)
+    prompt = template.prompt(odd.iloc[0])
+    for name in odd.columns:
+        assert f"{name} is" in prompt
+
+
+def test_tiny_and_huge_numbers_warn_instead_of_surprising():
+    frame = pd.DataFrame({"tiny": [1e-8, 2e-8, 3e-8], "huge": [1.5e20, 2.5e20, 3.5e20]})
+    with pytest.warns(UserWarning) as caught:
+        template = Template().bind(frame)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "'tiny': 100% of its non-zero values print as 0" in messages
+    assert "'huge' reaches" in messages
+    assert "e+" not in template.prompt(frame.iloc[0])  # no scientific notation sneaks into the prompt
+
+
+def test_rows_longer_than_the_context_are_reported(monkeypatch):
+    wide = pd.DataFrame(np.arange(4 * 600).reshape(4, 600) / 7, columns=[f"c{i}" for i in range(600)])
+    with pytest.raises(ValueError, match="more tokens than the model's context of 2048"):
+        LIFTClassifier(**FAST).fit(wide, y)
+
+
+def test_many_classes_with_multi_digit_codes():
+    many = pd.DataFrame({"a": np.arange(120) / 10})
+    labels = np.arange(120) % 101  # 101 classes: codes 0..100, sharing prefixes (1, 10, 100)
+    clf = LIFTClassifier(**FAST).fit(many, labels)
+    proba = clf.predict_proba(many.head(3))
+    assert proba.shape == (3, 101)
+    np.testing.assert_allclose(proba.sum(1), 1)
