@@ -105,6 +105,7 @@ def _fit_liftnb(spec: dict, X_train, y_train, template):
     seconds = time.perf_counter() - started
     info = {"trained_layers": clf.train_layers, "cached_layers": clf.history_.cached_layers,
             "epochs": clf.epochs}
+    spec.setdefault("epochs", clf.epochs)
     return clf, seconds, clf.history_.trained_tokens, info
 
 

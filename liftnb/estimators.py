@@ -68,6 +68,11 @@ def as_frame(X, feature_names=None) -> pd.DataFrame:
     return frame
 
 
+def _require_y(estimator, y) -> None:
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
+
+
 class _LIFTBase(BaseEstimator):
     """Shared parameters and machinery of LIFTClassifier and LIFTRegressor."""
 
@@ -98,9 +103,7 @@ class _LIFTBase(BaseEstimator):
                          lora=self.lora, train_layers=self.train_layers, precision=self.precision,
                          seed=int(self.random_state or 0), checkpoint_dir=self.checkpoint_dir)
 
-    def _frame(self, X, fitting: bool, y=0) -> pd.DataFrame:
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+    def _frame(self, X, fitting: bool) -> pd.DataFrame:
         if fitting:
             if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
                 self.feature_names_in_ = np.asarray(X.columns, dtype=object)
@@ -224,7 +227,8 @@ class LIFTClassifier(ClassifierMixin, _LIFTBase):
         resume=True continues from the checkpoint in checkpoint_dir (after an interrupted fit)."""
         if self.predict_mode not in ("score", "generate"):
             raise ValueError(f"predict_mode must be 'score' or 'generate', not {self.predict_mode!r}.")
-        frame = self._frame(X, fitting=True, y=y)
+        _require_y(self, y)
+        frame = self._frame(X, fitting=True)
         y = _column_vector(np.asarray(y))
         if len(y) != len(frame):
             raise ValueError(f"X has {len(frame)} rows but y has {len(y)}.")
@@ -293,7 +297,8 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
     def fit(self, X, y, validation_data=None, resume=False):
         """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val R^2.
         resume=True continues from the checkpoint in checkpoint_dir (after an interrupted fit)."""
-        frame = self._frame(X, fitting=True, y=y)
+        _require_y(self, y)
+        frame = self._frame(X, fitting=True)
         y = _column_vector(np.asarray(y, dtype=float))
         if y.ndim != 1 or len(y) != len(frame):
             raise ValueError(f"y must be 1D with one value per row of X ({len(frame)}), got shape {y.shape}.")

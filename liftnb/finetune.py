@@ -148,7 +148,10 @@ class History:
 
 
 class Trainer:
-    """A short LIFT training loop: AdamW, warmup + linear decay, answer-only loss, optional layer cache."""
+    """A short LIFT training loop: AdamW, warmup + linear decay, answer-only loss, optional layer cache.
+
+    It prepares the model in place (freezes layers, adds LoRA adapters, holds frozen weights in bf16): pass a
+    fresh copy if you need the original afterwards; `trainer.model` is the model that was trained."""
 
     def __init__(self, model, tokenizer, config: FitConfig | None = None, callbacks: Sequence[Callback] = ()):
         self.config = config or FitConfig()
