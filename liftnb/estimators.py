@@ -313,7 +313,8 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
         digits = len(f"{abs(self.train_mean_):.0f}") + 8 + self.template_.target_precision
         return generate_answers(self.model_, self.tokenizer_, self.template_.prompts(frame),
                                 stop=self.template_.answer_end, max_new_tokens=digits,
-                                batch_size=max(8, 4 * int(self.batch_size)), allowed_token_ids=number_token_ids(self.tokenizer_, self.template_.answer_end))
+                                batch_size=max(8, 4 * int(self.batch_size)),
+                                allowed_token_ids=number_token_ids(self.tokenizer_, self.template_.answer_end))
 
     def predict(self, X) -> np.ndarray:
         """Decoded numbers; invalid answers become the training mean (counted in invalid_rate_)."""

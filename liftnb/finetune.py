@@ -225,7 +225,7 @@ class Trainer:
                 self.history.epochs.append(metrics)
                 completed = _trainable_state(self.model)
                 if config.checkpoint_dir:
-                    self._save_checkpoint(optimizer, schedule, generator, best)
+                    self._save_checkpoint(completed, optimizer, schedule, generator, best)
                 for callback in self.callbacks:
                     callback.on_epoch_end(self, metrics)
         except KeyboardInterrupt:
@@ -279,14 +279,14 @@ class Trainer:
 
         return Path(self.config.checkpoint_dir) / "checkpoint.pt"
 
-    def _save_checkpoint(self, optimizer, schedule, generator, best) -> None:
+    def _save_checkpoint(self, weights: dict, optimizer, schedule, generator, best) -> None:
         """Everything needed to continue exactly after this epoch, written atomically."""
         import os
 
         path = self.checkpoint_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
-        torch.save({"epoch": self.epoch, "step": self.step, "model": _trainable_state(self.model),
+        torch.save({"epoch": self.epoch, "step": self.step, "model": weights,
                     "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                     "generator": generator.get_state(), "rng": torch.get_rng_state(), "best": best,
                     "history": self.history, "config": self.config}, temporary)
