@@ -97,27 +97,41 @@ def select_on_validation(estimator, grid: dict, X_train, y_train, X_val, y_val,
     return best
 
 
-def evaluate(split, task: str = "classification", names: list[str] | None = None, seed: int = 0) -> pd.DataFrame:
-    """Test metrics of every baseline on a Split, hyperparameters picked on its validation part."""
-    catalogue = classifiers(seed) if task == "classification" else regressors(seed)
+def _encoded(split, task: str):
+    """Numeric feature matrices and (for classification) targets coded 0..C-1, as every baseline wants them."""
     X_train, X_val, X_test = _numeric(split.X_train, split.X_val, split.X_test)
     y_train, y_val, y_test = (np.asarray(split.y_train), np.asarray(split.y_val), np.asarray(split.y_test))
     if task == "classification":
         # xgboost wants labels 0..C-1
         classes = np.unique(np.concatenate([y_train, y_val, y_test]))
         y_train, y_val, y_test = (np.searchsorted(classes, y) for y in (y_train, y_val, y_test))
+    return (X_train, y_train), (X_val, y_val), (X_test, y_test)
+
+
+def fit_best(name: str, split, task: str = "classification", seed: int = 0):
+    """One baseline fitted on the train part with the hyperparameters best on the validation part.
+
+    Its predictions are class codes 0..C-1 (classification); inputs are numeric (as `_numeric` makes them)."""
+    catalogue = classifiers(seed) if task == "classification" else regressors(seed)
+    if name not in catalogue:
+        raise ValueError(f"Unknown baseline {name!r}; choose from {sorted(catalogue)}.")
+    estimator, grid = catalogue[name]
+    (X_train, y_train), (X_val, y_val), _ = _encoded(split, task)
+    score = metrics.accuracy if task == "classification" else (lambda t, p: -metrics.rmse(t, p))
+    return select_on_validation(estimator, grid, X_train, y_train, X_val, y_val, score)
+
+
+def evaluate(split, task: str = "classification", names: list[str] | None = None, seed: int = 0) -> pd.DataFrame:
+    """Test metrics of every baseline on a Split, hyperparameters picked on its validation part."""
+    catalogue = classifiers(seed) if task == "classification" else regressors(seed)
+    _, _, (X_test, y_test) = _encoded(split, task)
     rows = []
     for name in names or list(catalogue):
-        estimator, grid = catalogue[name]
         started = time.perf_counter()
+        predicted = fit_best(name, split, task, seed).predict(X_test)
         if task == "classification":
-            model = select_on_validation(estimator, grid, X_train, y_train, X_val, y_val, metrics.accuracy)
-            predicted = model.predict(X_test)
             row = {"method": name, "accuracy": metrics.accuracy(y_test, predicted), "f1": metrics.f1(y_test, predicted)}
         else:
-            model = select_on_validation(estimator, grid, X_train, y_train, X_val, y_val,
-                                         lambda t, p: -metrics.rmse(t, p))
-            predicted = model.predict(X_test)
             row = {"method": name, "rae": metrics.rae(y_test, predicted, filter_outliers=True),
                    "rae_unfiltered": metrics.rae(y_test, predicted), "rmse": metrics.rmse(y_test, predicted)}
         row["seconds"] = time.perf_counter() - started

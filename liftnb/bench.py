@@ -30,6 +30,9 @@ VARIANTS = {
     "liftnb_all_layers_bf16": {"kind": "liftnb", "train_layers": None, "epochs": 3, "learning_rate": 5e-5},
     "liftnb_fast": {"kind": "liftnb", "epochs": 4, "learning_rate": 3e-4},  # defaults, 4 epochs at a higher lr
     "liftnb_lora_top12": {"kind": "liftnb", "lora": 16, "learning_rate": 1e-3},
+    # the reference's 3 epochs: defaults at a higher lr, full and LoRA
+    "liftnb_3ep": {"kind": "liftnb", "epochs": 3, "learning_rate": 4e-4},
+    "liftnb_lora_3ep": {"kind": "liftnb", "lora": 16, "epochs": 3, "learning_rate": 2e-3},
 }
 
 

@@ -72,7 +72,7 @@ _CSV = {
         8: "bag", 9: "ankle boot"}),
 }
 _SKLEARN = ("iris", "wine", "digits", "breast_cancer")
-SYNTHETIC_CLASSIFICATION = ("9clusters", "blobs", "circles", "twocircles", "moons")
+SYNTHETIC_CLASSIFICATION = ("9clusters", "blobs", "circles", "twocircles", "moons", "nn")
 SYNTHETIC_REGRESSION = ("linear", "quadratic", "exponential", "cosine", "l1norm", "piecewise")
 
 
@@ -202,8 +202,20 @@ def _resize(images: np.ndarray, side: int) -> np.ndarray:
 
 
 # ----- synthetic ----------------------------------------------------------------------------------------------
+def nn_labeller(seed: int = 0):
+    """The fixed random two-layer tanh network that labels the "nn" set: a function from (n, 2) points to 0/1."""
+    weights = np.random.default_rng(1000 + seed)
+    w1, b1 = weights.normal(scale=2.0, size=(2, 16)), weights.normal(scale=2.0, size=16)
+    w2 = weights.normal(size=16)
+    # The threshold is the score's median over the square, so the two classes are balanced.
+    reference = np.random.default_rng(2000 + seed).uniform(-2, 2, size=(20000, 2))
+    threshold = np.median(np.tanh(reference @ w1 + b1) @ w2)
+    return lambda X: ((np.tanh(np.asarray(X, dtype=float) @ w1 + b1) @ w2) > threshold).astype(int)
+
+
 def make_classification(kind: str, n: int = 2000, noise: float = 0.1, seed: int = 0) -> Dataset:
-    """The paper's 2-D synthetic sets: 9clusters, blobs, circles, twocircles, moons."""
+    """The paper's 2-D synthetic sets: 9clusters, blobs, circles, twocircles, moons, and nn (points uniform on
+    [-2, 2]^2 labelled by a fixed random two-layer tanh network, the paper's inductive-bias experiment)."""
     from sklearn import datasets as skd
 
     rng = np.random.default_rng(seed)
@@ -224,6 +236,9 @@ def make_classification(kind: str, n: int = 2000, noise: float = 0.1, seed: int 
         X2, y2 = skd.make_circles(n_samples=n - half, factor=0.8, noise=noise, random_state=seed + 1)
         X2[:, 0] += 3.0
         X, y = np.vstack([X1, X2]), np.concatenate([y1, 1 - y2])
+    elif kind == "nn":
+        X = rng.uniform(-2, 2, size=(n, 2))
+        y = nn_labeller(seed)(X)
     else:
         raise ValueError(f"Unknown synthetic classification set {kind!r}; choose from {SYNTHETIC_CLASSIFICATION}.")
     frame = pd.DataFrame(np.round(X, 4), columns=["x1", "x2"])
@@ -295,3 +310,15 @@ def template_for(data: Dataset, style: str = "names", **settings):
 
     names_ = {c: d for c, d in data.descriptions.items() if d != c} or None
     return Template(style=style, names=names_ if style in ("names", "shuffled") else None, **settings)
+
+
+def subsample(data: Dataset, n: int | None, seed: int = 0) -> Dataset:
+    """A fixed stratified subsample of n rows (all rows when n is None or >= the size), for affordable runs."""
+    if n is None or n >= len(data.y):
+        return data
+    stratify = data.y if data.task == "classification" else None
+    keep, _ = train_test_split(np.arange(len(data.y)), train_size=n, stratify=stratify, random_state=seed)
+    keep = np.sort(keep)
+    X, y = data.X.iloc[keep].reset_index(drop=True), data.y.iloc[keep].reset_index(drop=True)
+    return Dataset(data.name, X, y, data.task, data.class_names, data.descriptions,
+                   source=f"{data.source}; stratified subsample of {n} rows (seed {seed})")

@@ -64,3 +64,46 @@ def compare_table(data: Dataset, seed: int = 0, cache=None, **kwargs) -> pd.Data
     result, _ = cache.get_or_compute(key, lambda: compare(data, seed=seed, **kwargs)[0].reset_index()
                                      .to_dict(orient="list"))
     return pd.DataFrame(result).set_index("method")
+
+
+def decision_regions(data: Dataset, seed: int = 0, resolution: int = 40, baseline_names=None, cache=None,
+                     **lift_params) -> dict:
+    """LIFT's and the baselines' decision regions on a grid over a 2-D data set, with their test accuracy.
+
+    Returns {"xx", "yy", "regions": {method: class codes on the grid}, "accuracy": {method: test accuracy},
+    "seconds": {method: fit + grid seconds}}; with a ResultsCache, a finished run is reused."""
+    from . import __version__
+    from .models import EMBEDDED
+    from .plots import grid_for
+
+    baseline_names = list(baseline_names or ["logreg", "tree", "knn", "svm_rbf", "mlp", "xgboost"])
+
+    def compute() -> dict:
+        part = paper_split(data, seed=seed)
+        xx, yy, points = grid_for(data.X, resolution)
+        classes = np.unique(data.y)
+        out = {"xx": xx.tolist(), "yy": yy.tolist(), "regions": {}, "accuracy": {}, "seconds": {}}
+        started = time.perf_counter()
+        estimator = fit_lift(data, part, **{"verbose": 0, "random_state": seed, "style": "no_names", **lift_params})
+        out["regions"]["lift"] = np.searchsorted(classes, estimator.predict(points)).reshape(xx.shape).tolist()
+        out["accuracy"]["lift"] = estimator.score(part.X_test, part.y_test)
+        out["seconds"]["lift"] = time.perf_counter() - started
+        y_test = np.searchsorted(classes, part.y_test)
+        for name in baseline_names:
+            started = time.perf_counter()
+            model = baselines.fit_best(name, part, data.task, seed)
+            out["regions"][name] = model.predict(points.to_numpy(dtype=float)).reshape(xx.shape).tolist()
+            out["accuracy"][name] = metrics.accuracy(y_test, model.predict(part.X_test.to_numpy(dtype=float)))
+            out["seconds"][name] = time.perf_counter() - started
+        return out
+
+    if cache is None:
+        result = compute()
+    else:
+        key = {"X": data.X, "y": data.y, "dataset": data.name, "seed": seed, "resolution": resolution,
+               "baselines": baseline_names, "liftnb": __version__, "model": lift_params.get("model") or EMBEDDED,
+               **{k: repr(v) for k, v in lift_params.items()}}
+        result, _ = cache.get_or_compute(key, compute)
+    result["xx"], result["yy"] = np.asarray(result["xx"]), np.asarray(result["yy"])
+    result["regions"] = {k: np.asarray(v) for k, v in result["regions"].items()}
+    return result

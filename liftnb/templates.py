@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-STYLES = ("no_names", "names", "shuffled", "custom")
+STYLES = ("no_names", "names", "shuffled", "custom", "pixels")
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -25,7 +25,8 @@ class TemplateError(ValueError):
 class Template:
     """How a row becomes a prompt and a target becomes an answer (and back)."""
 
-    style: str = "names"  # no_names: "x1=5.10"; names: "sepal length is 5.10"; shuffled: names permuted; custom
+    style: str = "names"  # no_names: "x1=5.10"; names: "sepal length is 5.10"; shuffled: names permuted; custom;
+    # pixels: the paper's image prompt, values separated by spaces ("Given image with pixels 0 0 12 ...")
     format: str | None = None  # custom sentence with {column} placeholders, e.g. "A {species} of {mass} g"
     columns: Sequence[str] | None = None  # feature columns in order; None: taken from the data at bind time
     names: dict[str, str] | None = None  # column -> display name for the names style (default: the column)
@@ -174,6 +175,8 @@ class Template:
         """The paper's question for this style and task."""
         if self.task == "regression":
             return "What should be the y value?"
+        if self.style == "pixels":
+            return "What is this digit?"
         return "What is this type?" if self.style == "no_names" else "What is the category?"
 
     def prompt(self, row: pd.Series | dict) -> str:
@@ -187,6 +190,9 @@ class Template:
                 lambda m: self._format_value(*self._resolve(m.group(1), values, columns)), self.format)
             body = body.replace("{{", "{").replace("}}", "}")
             return f"{body} {question}{self.prompt_end}" if question else f"{body}{self.prompt_end}"
+        if self.style == "pixels":
+            pixels = " ".join(self._format_value(c, values[c]) for c in columns)
+            return f"Given image with pixels {pixels}, {question}{self.prompt_end}"
         if self.style == "no_names":
             parts = [f"x{i + 1}={self._format_value(c, values[c])}" for i, c in enumerate(columns)]
             lead = "When we have "

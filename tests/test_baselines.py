@@ -112,3 +112,14 @@ def test_select_on_validation_with_an_empty_grid():
     X_train, y_train = np.zeros((4, 1)), np.array([1.0, 2.0, 3.0, 6.0])
     best = baselines.select_on_validation(DummyRegressor(), {}, X_train, y_train, X_train, y_train, _neg_rmse)
     assert best.predict(np.zeros((1, 1))).tolist() == [3.0]
+
+
+def test_fit_best_picks_on_validation_and_predicts_codes():
+    part = split(load("wine"))
+    model = baselines.fit_best("knn", part)
+    X_test = part.X_test.to_numpy(dtype=float)
+    codes = np.searchsorted(np.unique(load("wine").y), part.y_test)
+    assert set(model.predict(X_test)) <= {0, 1, 2}
+    assert metrics.accuracy(codes, model.predict(X_test)) > 0.8
+    with pytest.raises(ValueError, match="Unknown baseline 'nope'"):
+        baselines.fit_best("nope", part)

@@ -269,3 +269,24 @@ def test_openml_offline_raises_connection_error():
     else:  # pragma: no cover - only with internet access or a warm OpenML cache
         assert data.X.shape[0] > 0
         pytest.skip("OpenML was reachable: the offline error path was not exercised")
+
+
+def test_subsample_is_stratified_fixed_and_annotated():
+    data = load("digits")
+    small = datasets.subsample(data, 250)
+    again = datasets.subsample(data, 250)
+    assert len(small.y) == 250 and small.X.shape[1] == 64
+    pd.testing.assert_frame_equal(small.X, again.X)
+    assert set(small.y) == set(data.y)  # every class kept
+    shares = small.y.value_counts(normalize=True)
+    assert (abs(shares - data.y.value_counts(normalize=True)[shares.index]) < 0.02).all()
+    assert "subsample of 250" in small.source
+    assert datasets.subsample(data, None) is data and datasets.subsample(data, 10_000) is data
+
+
+def test_nn_set_is_labelled_by_its_network():
+    data = load("nn", n=500)
+    labeller = datasets.nn_labeller(0)
+    assert (labeller(data.X.to_numpy()) == data.y.to_numpy()).mean() > 0.99  # only the 4-decimal rounding differs
+    assert 0.35 < data.y.mean() < 0.65
+    assert ((data.X.abs() <= 2).all()).all()

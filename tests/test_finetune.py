@@ -42,6 +42,39 @@ def test_layer_cache_gives_the_same_training_as_full_forward(tiny):
     assert cached.step_loss == pytest.approx(uncached.step_loss, rel=1e-4)
 
 
+def _four_layer_tiny(tiny):
+    from transformers import LlamaForCausalLM
+
+    from liftnb.models import _tiny_config
+
+    model, tokenizer = tiny
+    config = _tiny_config(model.config)
+    config.num_hidden_layers = 4
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval(), tokenizer
+
+
+@pytest.mark.parametrize("lora", [None, 4])
+def test_answer_only_last_layer_trains_exactly_like_the_full_top_stack(tiny, lora):
+    """With 2 of 4 layers trained, the last layer runs at the answer positions only: same losses, same weights."""
+    import copy
+
+    model, tokenizer = _four_layer_tiny(tiny)
+    twin = copy.deepcopy(model)
+    torch.manual_seed(1)  # the same LoRA initialisation in both
+    fast_trainer, fast = _fit(model, tokenizer, train_layers=2, cache_frozen=True, learning_rate=1e-2, lora=lora)
+    torch.manual_seed(1)
+    slow_trainer, slow = _fit(twin, tokenizer, train_layers=2, cache_frozen=False, learning_rate=1e-2, lora=lora)
+    assert fast.answer_only_last_layer and fast.cached_layers == 2
+    assert not slow.answer_only_last_layer and slow.cached_layers == 0
+    assert fast.step_loss == pytest.approx(slow.step_loss, rel=1e-4)
+    assert fast.step_loss[-1] < fast.step_loss[0]  # it trained
+    trained = {k: v for k, v in fast_trainer.model.named_parameters() if v.requires_grad}
+    for name, value in slow_trainer.model.named_parameters():
+        if value.requires_grad:
+            torch.testing.assert_close(trained[name], value, rtol=1e-3, atol=1e-5)
+
+
 def test_top_layer_training_leaves_lower_layers_and_embeddings_untouched(tiny):
     model, tokenizer = tiny
     _, _, layers = layer_list(model)

@@ -503,3 +503,11 @@ def test_class_names_with_surrounding_spaces():
 
 def test_class_name_ending_like_the_terminator():
     assert _round_trips_or_rejected(["a@", "b"])
+
+
+def test_pixels_style_is_the_papers_image_prompt():
+    frame = pd.DataFrame({"p1": [0, 12], "p2": [255, 3], "p3": [7, 0]})
+    template = Template(style="pixels").bind(frame, task="classification", classes=[0, 1])
+    assert template.prompts(frame) == ["Given image with pixels 0 255 7, What is this digit?###",
+                                       "Given image with pixels 12 3 0, What is this digit?###"]
+    assert template.parse(template.answer(1)) == 1

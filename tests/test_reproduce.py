@@ -1,0 +1,73 @@
+"""The resumable reproduction command: plans, caching, results files with provenance, the paper table."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from liftnb import reproduce
+from liftnb.cache import ResultsCache
+
+
+def test_plans_cover_the_issue_and_profiles_differ():
+    quick = reproduce.plan("classification", "quick")
+    full = reproduce.plan("classification", "full")
+    quick_sets = {r.dataset for r in quick}
+    assert {r.seed for r in quick} == {0} and {r.seed for r in full} == {0, 1, 2}
+    assert len(quick_sets & {"blobs", "moons", "9clusters", "circles", "twocircles"}) >= 2
+    assert len(quick_sets & {"iris", "wine", "tae", "cmc"}) >= 3 and "digits" in quick_sets
+    full_sets = {r.dataset for r in full}
+    for name in ("9clusters", "spambase", "hill_valley", "optdigits", "mfeat", "margin", "texture", "mnist", "fmnist",
+                 "led", "hamster", "pollution", "customers", "vehicle"):
+        assert name in full_sets
+
+
+def test_unknown_experiment_profile_or_dataset_is_named():
+    with pytest.raises(ValueError, match="experiment"):
+        reproduce.plan("nope")
+    with pytest.raises(ValueError, match="profile"):
+        reproduce.plan("classification", "medium")
+    with pytest.raises(ValueError, match="not in the quick plan"):
+        reproduce.run("classification", "quick", datasets_=["spambase"], cache=ResultsCache("/nonexistent"))
+
+
+def _fake_execute(calls):
+    def execute(run, profile):
+        calls.append((run.dataset, run.seed))
+        rows = [("lift_score", 0.9, 0.0), ("majority", 0.4, float("nan")), ("logreg", 0.95, float("nan"))]
+        table = pd.DataFrame(rows, columns=["method", "accuracy", "invalid_rate"])
+        for column, value in {"dataset": run.dataset, "seed": run.seed, "profile": profile, "n_train": 10,
+                              "tokens_per_row": 20.0, "git_commit": "abc", "date": "2026-11-22",
+                              "run_seconds": 1.0}.items():
+            table.insert(0, column, value)
+        return table
+    return execute
+
+
+def test_run_caches_each_piece_and_merges_the_results_file(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(reproduce, "execute", _fake_execute(calls))
+    cache = ResultsCache(tmp_path / "cache")
+    reproduce.run("classification", "quick", datasets_=["iris"], cache=cache, results_folder=tmp_path, log=lambda *_: 0)
+    reproduce.run("classification", "quick", datasets_=["iris", "wine"], cache=cache, results_folder=tmp_path,
+                  log=lambda *_: 0)
+    assert calls == [("iris", 0), ("wine", 0)]  # iris came from the cache the second time
+    written = pd.read_csv(reproduce.results_path("classification", "quick", tmp_path))
+    assert sorted(written["dataset"].unique()) == ["iris", "wine"]
+    assert len(written) == 6  # no duplicated rows for iris
+    for column in ("git_commit", "date", "profile", "seed"):
+        assert column in written
+
+
+def test_beside_paper_puts_the_papers_numbers_next_to_ours():
+    rows = []
+    for seed, lift in ((0, 0.9), (1, 1.0)):
+        for method, acc in (("lift_score", lift), ("majority", 0.33), ("logreg", 0.95), ("tree", 0.97)):
+            rows.append({"dataset": "iris", "seed": seed, "method": method, "accuracy": acc, "invalid_rate": 0.0,
+                         "n_train": 96, "tokens_per_row": 47.0})
+    table = reproduce.beside_paper(pd.DataFrame(rows))
+    row = table.loc["iris"]
+    assert row["LIFT (ours)"] == pytest.approx(95.0) and row["seeds"] == 2
+    assert row["best baseline"] == pytest.approx(97.0) and row["best is"] == "tree"
+    assert row["paper LIFT/GPT-J"] == pytest.approx(96.67) and row["paper best baseline"] == pytest.approx(100.0)
+    summary = reproduce.summary(pd.DataFrame(rows))
+    assert summary.loc["iris", "lift_score"] == "0.950 ± 0.071"
