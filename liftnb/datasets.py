@@ -249,7 +249,9 @@ def make_classification(kind: str, n: int = 2000, noise: float = 0.1, seed: int 
 
 def regression_function(kind: str, p: int, seed: int = 0):
     """The target function f(X) of a synthetic regression set (coefficients fixed by seed)."""
-    w = np.random.default_rng(seed + 1000).uniform(-1, 1, size=p)  # own stream: independent of the x draw
+    coefficients = np.random.default_rng(seed + 1000)  # own stream: independent of the x draw
+    # |w| >= 0.5 so every function has structure over [-10, 10] (cosine: about 4 periods for p = 1)
+    w = coefficients.uniform(0.5, 1.0, size=p) * coefficients.choice([-1.0, 1.0], size=p)
     functions = {
         "linear": lambda X: X @ w,
         "quadratic": lambda X: (X ** 2) @ np.abs(w) / p,

@@ -176,6 +176,22 @@ class _LIFTBase(BaseEstimator):
                 {"class": type(self).__name__, "model": self.model, "format": _FORMAT_VERSION}, indent=1))
         return path
 
+    def export_model(self, path) -> Path:
+        """Write the fine-tuned language model itself (LoRA merged, fp32) as a Hugging Face folder, so that
+        `LIFTRegressor(model=path)` starts a second fine-tuning stage from it (two-stage fine-tuning)."""
+        check_is_fitted(self, "model_")
+        import copy
+
+        model = copy.deepcopy(self.model_)
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        model = model.float()
+        path = Path(path)
+        with atomic_folder(path) as staging:
+            model.save_pretrained(staging)
+            self.tokenizer_.save_pretrained(staging)
+        return path
+
     @classmethod
     def load(cls, path, device: str = "auto"):
         """Load an estimator written by `save`."""

@@ -4,6 +4,9 @@
     python -m liftnb.reproduce classification --profile full --datasets iris wine --seeds 0
     python -m liftnb.reproduce classification --profile quick --list    # the plan, with each run's size
 
+Experiments (notebooks): classification (02), boundaries (03), regression (04), robustness (05), feature_names (06),
+pretraining (07), half_image (08), two_stage (09), icl_calibration (10).
+
 Each (experiment, data set, seed) run is cached by everything that determines it (data, template, model,
 hyperparameters, liftnb version), so an interrupted command continues where it stopped and a notebook re-run takes
 the finished runs from the cache. Every finished run is also written to `results/<experiment>_<profile>.csv`, one
@@ -17,9 +20,11 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import baselines, datasets, experiments
@@ -27,7 +32,7 @@ from .cache import ResultsCache
 
 PROFILES = ("quick", "full")
 RESULTS_DIR = Path(os.environ.get("LIFTNB_RESULTS", Path(__file__).resolve().parent.parent / "results"))
-PROVENANCE = ["experiment", "dataset", "seed", "profile", "model", "epochs", "train_layers", "n_rows", "n_train",
+PROVENANCE = ["experiment", "dataset", "variant", "seed", "profile", "model", "epochs", "train_layers", "n_rows", "n_train",
               "tokens_per_row", "style", "git_commit", "date", "run_seconds"]
 
 
@@ -44,24 +49,36 @@ class Run:
     modes: tuple = ("score",)  # LIFT prediction modes to report
     load: tuple = ()  # options of datasets.load as (name, value) pairs
     template: tuple = ()  # extra Template settings as (name, value) pairs
-    baselines: tuple | None = None  # baseline names (None: all)
+    baselines: tuple | None = None  # baseline names (None: all; (): none)
+    split: tuple = ()  # options of datasets.split, e.g. (("test_size", 100), ("val_size", 50))
+    changes: tuple = ()  # changes to the training part (liftnb.perturb.apply), e.g. (("outliers", 0.1),)
+    variant: str = ""  # what tells this run apart from others on the same data set, e.g. "outliers 10%"
 
     def data(self) -> datasets.Dataset:
         return datasets.subsample(datasets.load(self.dataset, **dict(self.load)), self.rows)
 
+    def part(self, data: datasets.Dataset) -> datasets.Split:
+        from . import perturb
+
+        part = datasets.split(data, seed=self.seed, **dict(self.split))
+        return perturb.apply(part, dict(self.changes), data.task, self.seed) if self.changes else part
+
     def key(self, data: datasets.Dataset) -> dict:
+        """Everything that determines the result (not the experiment's name: equal runs are shared)."""
         from . import __version__
         from .models import EMBEDDED
 
         lift = dict(self.lift)
-        return {"experiment": self.experiment, "X": data.X, "y": data.y, "seed": self.seed, "style": self.style,
+        return {"X": data.X, "y": data.y, "seed": self.seed, "style": self.style,
                 "lift": repr(sorted(lift.items())), "model": lift.get("model") or EMBEDDED, "modes": self.modes,
-                "template": repr(self.template), "baselines": repr(self.baselines), "liftnb": __version__}
+                "template": repr(self.template), "baselines": repr(self.baselines), "split": repr(self.split),
+                "changes": repr(self.changes), "liftnb": __version__}
 
 
 # ----- plans ----------------------------------------------------------------------------------------------------
-# Long prompts cost linearly in tokens: the many-feature sets use the no-names style and, in the full profile,
-# a subsample sized so one fit takes minutes, not hours, on 2 CPU cores (the notebook prints tokens per row).
+# The paper's main table uses the no-names style (x1=..., x2=...); images use its pixel style. Long prompts cost
+# linearly in tokens, so the many-feature sets are subsampled so one fit takes minutes, not hours, on 2 CPU cores
+# (the notebook prints tokens per row).
 _CLASSIFICATION_FULL = {
     # name: (rows kept or None, style, extra LIFT settings, load options, template settings)
     "9clusters": (None, "no_names", {}, {}, {}),
@@ -69,13 +86,13 @@ _CLASSIFICATION_FULL = {
     "circles": (None, "no_names", {}, {}, {}),
     "twocircles": (None, "no_names", {}, {}, {}),
     "moons": (None, "no_names", {}, {}, {}),
-    "iris": (None, "names", {}, {}, {}),
-    "wine": (None, "names", {}, {}, {}),
-    "tae": (None, "names", {}, {}, {}),
-    "cmc": (None, "names", {}, {}, {}),
+    "iris": (None, "no_names", {}, {}, {}),
+    "wine": (None, "no_names", {}, {}, {}),
+    "tae": (None, "no_names", {}, {}, {}),
+    "cmc": (None, "no_names", {}, {}, {}),
     "vehicle": (None, "no_names", {}, {}, {}),
-    "customers": (None, "names", {}, {}, {}),
-    "pollution": (None, "names", {}, {}, {}),
+    "customers": (None, "no_names", {}, {}, {}),
+    "pollution": (None, "no_names", {}, {}, {}),
     "led": (None, "no_names", {}, {}, {}),
     "hamster": (None, "no_names", {}, {}, {}),
     "spambase": (1000, "no_names", {}, {}, {}),
@@ -88,16 +105,17 @@ _CLASSIFICATION_FULL = {
     "mnist": (None, "pixels", {}, {"n": 1000, "crop": 18}, {}),
     "fmnist": (600, "pixels", {}, {}, {}),
 }
-# The quick profile (CI): a representative subset, small samples, capped epochs, one seed.
+# The quick profile (CI): a representative subset, small samples, one seed; digits' long prompts get 4 epochs.
+# (Wine, 119 tokens a row, took 193 s on 2 cores: too slow for CI; it is in the full profile.)
 _CLASSIFICATION_QUICK = {
-    "blobs": (300, "no_names", {"epochs": 4}, {}, {}),
-    "moons": (300, "no_names", {"epochs": 4}, {}, {}),
-    "iris": (None, "names", {"epochs": 4}, {}, {}),
-    "wine": (None, "names", {"epochs": 4}, {}, {}),
-    "tae": (None, "names", {"epochs": 4}, {}, {}),
-    "digits": (250, "pixels", {"epochs": 4}, {}, {}),
+    "blobs": (200, "no_names", {}, {}, {}),
+    "moons": (200, "no_names", {}, {}, {}),
+    "iris": (None, "no_names", {}, {}, {}),
+    "tae": (None, "no_names", {}, {}, {}),
+    "pollution": (None, "no_names", {}, {}, {}),
+    "digits": (100, "pixels", {"epochs": 4}, {}, {}),
 }
-_GENERATE_TOO = {"iris", "wine", "tae", "blobs", "led", "cmc"}  # where generate mode's invalid rate is reported
+_GENERATE_TOO = {"iris", "wine", "tae", "pollution", "led", "cmc"}  # where generate mode's invalid rate is reported
 
 
 def classification_plan(profile: str = "quick") -> list[Run]:
@@ -113,7 +131,126 @@ def classification_plan(profile: str = "quick") -> list[Run]:
     return runs
 
 
-PLANS = {"classification": classification_plan}
+def _runs(experiment, profile, table, seeds=None, **common) -> list[Run]:
+    """Runs for {(dataset, variant): settings} with seed 0 (quick) or 0, 1, 2 (full)."""
+    seeds = seeds or ((0,) if profile == "quick" else (0, 1, 2))
+    runs = []
+    for (dataset, variant), settings in table.items():
+        settings = {"style": "no_names", **common, **settings}
+        for name in ("lift", "load", "template", "split", "changes"):
+            settings[name] = tuple(sorted(dict(settings.get(name, {})).items()))
+        runs += [Run(experiment, dataset, seed, variant=variant, **settings) for seed in seeds]
+    return runs
+
+
+def _synthetic_rows(name: str, profile: str) -> int | None:
+    """Rows of a data set as the classification plan of this profile uses it."""
+    table = _CLASSIFICATION_QUICK if profile == "quick" else _CLASSIFICATION_FULL
+    return table[name][0] if name in table else None
+
+
+_REGRESSION_SPLIT = {"test_size": 100, "val_size": 50}  # the paper's 200 train / 50 validation / 100 test
+
+
+def _as_in_table(name: str, rows: int | None = None) -> dict:
+    """Settings that make a run identical to the classification table's run of that data set (so the results
+    cache shares it between notebooks)."""
+    return {"rows": rows, "style": "no_names", "modes": ("score", "generate") if name in _GENERATE_TOO else ("score",)}
+
+
+def regression_plan(profile: str = "quick") -> list[Run]:
+    """The paper's regression functions (notebook 04): p = 1 in quick (3 functions), p = 1 and 2 in full."""
+    functions = ["linear", "quadratic", "cosine"] if profile == "quick" else list(datasets.SYNTHETIC_REGRESSION)
+    dimensions = (1,) if profile == "quick" else (1, 2)
+    table = {(f, f"p={p}"): {"load": {"p": p, "n": 350}, "lift": _regression_lift(profile)}
+             for f in functions for p in dimensions}
+    return _runs("regression", profile, table, split=_REGRESSION_SPLIT)
+
+
+def _regression_lift(profile: str) -> dict:
+    # quick: 4 epochs (each epoch also decodes the 50 validation rows to pick the best epoch)
+    return {"epochs": 4} if profile == "quick" else {}
+
+
+_ROBUST_BASELINES = {"regression": ("polynomial", "kernel_ridge", "knn", "gradient_boosting", "random_forest"),
+                     "classification": ("logreg", "knn", "svm_rbf", "random_forest", "xgboost")}
+
+
+def robustness_plan(profile: str = "quick") -> list[Run]:
+    """Outliers in regression labels, label corruption, class imbalance (notebook 05)."""
+    quick = profile == "quick"
+    table = {}
+    for fraction in ((0.0, 0.2) if quick else (0.0, 0.05, 0.1, 0.2)):
+        table[("linear", f"outliers {fraction:.0%}")] = {  # 0%: the same run as notebook 04's linear p=1
+            "load": {"p": 1, "n": 350}, "split": _REGRESSION_SPLIT, "lift": _regression_lift(profile),
+            "changes": {"outliers": fraction} if fraction else {}}
+    for name in (["blobs"] if quick else ["blobs", "iris"]):
+        rows = _synthetic_rows(name, profile)
+        table[(name, "clean")] = _as_in_table(name, rows)  # notebook 02's run
+        for kind in ("random", "systematic"):
+            for fraction in ((0.2,) if quick else (0.05, 0.1, 0.2)):
+                table[(name, f"{kind} {fraction:.0%}")] = {
+                    "rows": rows, "baselines": _ROBUST_BASELINES["classification"],
+                    "changes": {"corrupt": kind, "fraction": fraction}}
+    for share in ((0.1,) if quick else (0.05, 0.1, 0.2)):
+        table[("moons", f"minority {share:.0%}")] = {"rows": 400, "baselines": _ROBUST_BASELINES["classification"],
+                                                     "changes": {"imbalance": share}}
+    return _runs("robustness", profile, table)
+
+
+# Natural sentences for the feature-names ablation (the paper wrote dataset-specific sentences for TAE, CMC, Vehicle).
+SENTENCES = {
+    "iris": "An iris flower has sepals {sepal length} cm long and {sepal width} cm wide, and petals "
+            "{petal length} cm long and {petal width} cm wide. Which species is it?",
+    "tae": "A teaching assistant (native English speaker: {Whether_of_not_the_TA_is_a_native_English_speaker}, "
+           "1 yes, 2 no) taught course {Course} of instructor {Course_instructor} in semester type "
+           "{Summer_or_regular_semester} (1 summer, 2 regular) to {Class_size} students. How was the TA rated?",
+}
+
+
+def feature_names_plan(profile: str = "quick") -> list[Run]:
+    """No names vs shuffled names vs correct names vs a sentence (notebook 06)."""
+    quick = profile == "quick"
+    sets = ["tae", "iris"] if quick else ["iris", "tae", "cmc", "vehicle", "wine"]
+    table = {}
+    for name in sets:
+        table[(name, "no_names")] = _as_in_table(name)  # notebook 02's run
+        for style in ("shuffled", "names"):
+            if not (quick and name == "iris" and style == "shuffled"):  # CI time: Iris gets names only
+                table[(name, style)] = {"style": style, "baselines": ()}
+        if name in SENTENCES and not (quick and name == "iris"):
+            table[(name, "sentence")] = {"style": "custom", "template": {"format": SENTENCES[name], "question": ""},
+                                         "baselines": ()}
+    return _runs("feature_names", profile, table)
+
+
+def pretraining_plan(profile: str = "quick") -> list[Run]:
+    """The pretrained model vs the same architecture randomly initialised; accuracy vs training-set size (07)."""
+    quick = profile == "quick"
+    table = {}
+    for name in (["iris", "blobs"] if quick else ["iris", "wine", "tae", "blobs", "moons", "customers"]):
+        rows = _synthetic_rows(name, profile)
+        table[(name, "pretrained")] = _as_in_table(name, rows)  # notebook 02's run
+        table[(name, "random init")] = {"rows": rows, "lift": {"model": "smollm2:random"}, "baselines": ()}
+    for name in (["iris"] if quick else ["iris", "wine", "blobs"]):
+        rows = _synthetic_rows(name, profile)
+        for fraction in ((0.1, 0.25, 0.5) if quick else (0.05, 0.1, 0.2, 0.5)):
+            table[(name, f"{fraction:.0%} of train")] = {
+                "rows": rows, "changes": {"train_fraction": fraction}, "baselines": ("logreg", "svm_rbf", "knn")}
+    return _runs("pretraining", profile, table)
+
+
+def boundaries_plan(profile: str = "quick") -> list[Run]:
+    """The 2-D sets of the classification plan (the same runs, shared through the cache; seed 0) plus the
+    NN-labelled set of the inductive-bias experiment (notebook 03)."""
+    runs = [r for r in classification_plan(profile) if r.seed == 0 and r.dataset in datasets.SYNTHETIC_CLASSIFICATION]
+    nn = Run("boundaries", "nn", 0, rows=200 if profile == "quick" else 2000, style="no_names",
+             baselines=("majority", *REGION_BASELINES))
+    return [replace(r, experiment="boundaries") for r in runs] + [nn]
+
+
+PLANS = {"classification": classification_plan, "boundaries": boundaries_plan, "regression": regression_plan, "robustness": robustness_plan,
+         "feature_names": feature_names_plan, "pretraining": pretraining_plan}
 
 
 def plan(experiment: str, profile: str = "quick") -> list[Run]:
@@ -135,21 +272,31 @@ def git_commit() -> str:
         return "unknown"
 
 
-def execute(run: Run, profile: str) -> pd.DataFrame:
-    """Fit LIFT and the baselines for one run; one row per method with provenance columns."""
+def execute(run: Run, profile: str) -> tuple[pd.DataFrame, dict]:
+    """Fit LIFT and the baselines for one run: (one row per method with provenance columns, extras).
+
+    extras holds what a figure needs beyond the metrics: for 1-D regression, every method's curve on a grid."""
     from .models import EMBEDDED
 
     started = time.perf_counter()
     data = run.data()
-    part = datasets.split(data, seed=run.seed)
+    part = run.part(data)
     lift = {"verbose": 0, "random_state": run.seed, **dict(run.lift)}
-    template = datasets.template_for(data, style=run.style, **dict(run.template))
+    template_settings = dict(run.template)
+    if run.style == "custom":
+        from .templates import Template
+
+        template = Template.custom(**template_settings)
+    else:
+        template = datasets.template_for(data, style=run.style, **template_settings)
     estimator = experiments.fit_lift(data, part, template=template, **lift)
     table = pd.DataFrame(experiments.lift_rows(estimator, part, run.modes)).set_index("method")
-    table = pd.concat([table, baselines.evaluate(part, data.task, names=run.baselines, seed=run.seed)])
+    if run.baselines != ():
+        table = pd.concat([table, baselines.evaluate(part, data.task, names=run.baselines, seed=run.seed)])
     table = table.reset_index()
     provenance = {
-        "experiment": run.experiment, "dataset": run.dataset, "seed": run.seed, "profile": profile,
+        "experiment": run.experiment, "dataset": run.dataset, "variant": run.variant, "seed": run.seed,
+        "profile": profile,
         "model": lift.get("model") or EMBEDDED, "epochs": estimator.epochs, "train_layers": estimator.train_layers,
         "n_rows": len(data.y), "n_train": len(part.y_train), "tokens_per_row": round(estimator.tokens_per_row_, 1),
         "style": run.style, "git_commit": git_commit(), "date": datetime.date.today().isoformat(),
@@ -157,7 +304,74 @@ def execute(run: Run, profile: str) -> pd.DataFrame:
     }
     for column, value in reversed(provenance.items()):
         table.insert(0, column, value)
-    return table
+    extras = {}
+    if data.task == "regression" and data.X.shape[1] == 1:
+        extras = regression_curves(estimator, part, data, run.seed)
+    if data.task == "classification" and data.X.shape[1] == 2 and run.seed == 0:
+        extras = decision_regions(estimator, part, data, REGION_RESOLUTION[profile], run.seed)
+    return table, extras
+
+
+REGION_BASELINES = ("logreg", "tree", "knn", "svm_rbf", "mlp", "xgboost")
+REGION_RESOLUTION = {"quick": 30, "full": 60}
+
+
+def decision_regions(estimator, part, data, resolution: int = 30, seed: int = 0) -> dict:
+    """LIFT's and the baselines' predicted class codes on a resolution x resolution grid over a 2-D data set."""
+    from .plots import grid_for
+
+    xx, yy, points = grid_for(data.X, resolution)
+    classes = np.unique(data.y)
+    out = {"xx": xx.tolist(), "yy": yy.tolist(), "regions": {}}
+    out["regions"]["lift"] = np.searchsorted(classes, estimator.predict(points)).reshape(xx.shape).tolist()
+    for name in REGION_BASELINES:
+        model = baselines.fit_best(name, part, data.task, seed)
+        out["regions"][name] = model.predict(points.to_numpy(dtype=float)).reshape(xx.shape).tolist()
+    return out
+
+
+CURVE_BASELINES = ("polynomial", "knn", "gradient_boosting", "gaussian_process")
+
+
+def regression_curves(estimator, part, data, seed: int = 0, points: int = 41) -> dict:
+    """LIFT's and some baselines' predictions on an evenly spaced grid over a 1-D regression input, with the truth."""
+    column = data.X.columns[0]
+    low, high = float(data.X[column].min()), float(data.X[column].max())
+    grid = pd.DataFrame({column: np.round(np.linspace(low, high, points), 4)})
+    curves = {"x": grid[column].tolist(), "lift": [float(v) for v in estimator.predict(grid)]}
+    curves["lift_invalid_rate"] = float(estimator.invalid_rate_)
+    for name in CURVE_BASELINES:
+        if name in baselines.regressors(seed):
+            curves[name] = baselines.fit_best(name, part, "regression", seed).predict(grid.to_numpy(float)).tolist()
+    return curves
+
+
+def cached_piece(experiment: str, profile: str, piece: str, key: dict, compute, cache: ResultsCache | None = None,
+                 log=print) -> dict:
+    """One named piece of an experiment that is not a LIFT-vs-baselines table (notebooks 08-10).
+
+    compute() returns {"metrics": {name: number}, ...anything JSON-able for figures}. It runs once per key (then
+    comes from the cache); in the full profile its metrics and provenance are merged into
+    results/<experiment>_full.csv, one row per piece."""
+    from . import __version__
+
+    cache = cache or ResultsCache()
+    started = time.perf_counter()
+
+    def timed():
+        result = compute()
+        result["provenance"] = {"experiment": experiment, "piece": piece, "profile": profile,
+                                "git_commit": git_commit(), "date": datetime.date.today().isoformat(),
+                                "run_seconds": round(time.perf_counter() - started, 1)}
+        return result
+
+    result, cached = cache.get_or_compute({**key, "piece": piece, "liftnb": __version__}, timed)
+    log(f"{experiment}/{piece}: {'cached' if cached else f'{time.perf_counter() - started:.0f} s'}")
+    if profile == "full":
+        row = pd.DataFrame([{"dataset": piece, "variant": "", "seed": key.get("seed", 0), **result["provenance"],
+                             **result["metrics"]}])
+        _write_results(row, results_path(experiment, profile))
+    return result
 
 
 def results_path(experiment: str, profile: str, folder: Path | None = None) -> Path:
@@ -169,8 +383,10 @@ def _write_results(table: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         old = pd.read_csv(path)
-        done = set(zip(table["dataset"], table["seed"]))
-        old = old[[(d, s) not in done for d, s in zip(old["dataset"], old["seed"])]]
+        columns = ["dataset", "variant", "seed"]
+        old["variant"] = old["variant"].fillna("") if "variant" in old else ""
+        done = set(map(tuple, table[columns].astype(str).to_numpy()))
+        old = old[[tuple(r) not in done for r in old[columns].astype(str).to_numpy()]]
         table = pd.concat([old, table], ignore_index=True)
     temporary = path.with_suffix(".tmp")
     table.to_csv(temporary, index=False)
@@ -190,25 +406,54 @@ def run(experiment: str, profile: str = "quick", datasets_: list[str] | None = N
         unknown = set(datasets_) - {r.dataset for r in plan(experiment, profile)}
         if unknown:
             raise ValueError(f"{sorted(unknown)} are not in the {profile} plan of {experiment!r}.")
-    tables = []
+    tables, extras = [], {}
     for number, item in enumerate(runs, 1):
         data = item.data()
         started = time.perf_counter()
-        stored, cached = cache.get_or_compute(item.key(data),
-                                              lambda: execute(item, profile).to_dict(orient="list"))
-        table = pd.DataFrame(stored)
+        def compute(item=item):
+            table, extras = execute(item, profile)
+            return {"table": table.to_dict(orient="list"), "extras": extras}
+
+        stored, cached = cache.get_or_compute(item.key(data), compute)
+        extras[(item.dataset, item.variant, item.seed)] = stored.get("extras", {})
+        table = pd.DataFrame(stored["table"]).assign(experiment=experiment, variant=item.variant, profile=profile)
         tables.append(table)
         if write_csv:
             _write_results(table, results_path(experiment, profile, results_folder))
         lift = table[table["method"].str.startswith("lift")].iloc[0]
-        log(f"[{number}/{len(runs)}] {item.dataset} seed {item.seed}: LIFT {lift.get('accuracy', lift.get('rae')):.3f} "
+        metric = "accuracy" if "accuracy" in lift and pd.notna(lift["accuracy"]) else "rae"
+        log(f"[{number}/{len(runs)}] {item.dataset} {item.variant} seed {item.seed}: LIFT {metric} {lift[metric]:.3f} "
             f"({'cached' if cached else f'{time.perf_counter() - started:.0f} s'})")
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    results = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    results.attrs["extras"] = extras  # (dataset, variant, seed) -> what execute() kept for figures
+    return results
+
+
+def notebook_results(experiment: str, profile: str, log=print) -> pd.DataFrame:
+    """What a notebook shows: this profile's runs (from the cache where finished), with the rows of the full run
+    (results/<experiment>_full.csv) in place of this execution's for every (data set, variant) it covers.
+
+    A `source` column says where each row came from; outside the full profile nothing is written to results/."""
+    results = run(experiment, profile, write_csv=(profile == "full"), log=log)
+    results["source"] = f"this execution ({profile})"
+    full_path = results_path(experiment, "full")
+    if profile == "full" or not full_path.exists():
+        return results
+    full = pd.read_csv(full_path, keep_default_na=False, na_values=[""])
+    full["variant"] = full["variant"].fillna("") if "variant" in full else ""
+    full["source"] = f"full run ({full_path.name}: commit {', '.join(sorted(full['git_commit'].astype(str).unique()))})"
+    covered = set(zip(full["dataset"], full["variant"]))
+    log(f"{full_path.name}: {len(covered)} (data set, variant) pairs, seeds {sorted(full['seed'].unique())}")
+    mine = results[[(d, v) not in covered for d, v in zip(results["dataset"], results["variant"])]]
+    merged = pd.concat([full, mine], ignore_index=True)
+    merged.attrs["extras"] = results.attrs.get("extras", {})
+    return merged
 
 
 def summary(results: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
-    """Mean ± std over seeds: data sets as rows, methods as columns (strings like '0.967 ± 0.012')."""
-    grouped = results.groupby(["dataset", "method"], sort=False)[metric].agg(["mean", "std", "count"])
+    """Mean ± std over seeds: data sets (and variants) as rows, methods as columns (strings like '0.967 ± 0.012')."""
+    rows = ["dataset", "variant"] if "variant" in results and (results["variant"].fillna("") != "").any() else ["dataset"]
+    grouped = results.groupby([*rows, "method"], sort=False)[metric].agg(["mean", "std", "count"])
     text = grouped.apply(lambda r: f"{r['mean']:.3f}" + (f" ± {r['std']:.3f}" if r["count"] > 1 else ""), axis=1)
     return text.unstack("method")
 
@@ -242,6 +487,30 @@ def beside_paper(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("dataset")
 
 
+def regression_beside_paper(results: pd.DataFrame) -> pd.DataFrame:
+    """RAE (filtered as in the paper, and unfiltered), RMSE and invalid rate per function and p, beside the paper's
+    p = 1 numbers; means over seeds."""
+    from . import paper
+
+    reported = paper.regression_rae()
+    means = results.groupby(["dataset", "variant", "method"], sort=False)[["rae", "rae_unfiltered", "rmse"]].mean()
+    rows = []
+    for (dataset, variant), group in results.groupby(["dataset", "variant"], sort=False):
+        mine = means.loc[(dataset, variant)]
+        others = mine.drop(["lift", "mean"], errors="ignore")["rae"]
+        lift = group[group["method"] == "lift"]
+        row = {"function": dataset, "p": variant, "seeds": group["seed"].nunique(),
+               "LIFT RAE": mine.loc["lift", "rae"], "LIFT RAE unfiltered": mine.loc["lift", "rae_unfiltered"],
+               "LIFT RMSE": mine.loc["lift", "rmse"], "invalid %": 100 * lift["invalid_rate"].mean(),
+               "best baseline RAE": others.min(), "best is": others.idxmin()}
+        if variant == "p=1" and dataset in reported.index:
+            paper_row = reported.loc[dataset]
+            row.update({"paper LIFT/GPT-J": paper_row["lift_gptj"], "paper LIFT/GPT-3": paper_row["lift_gpt3"],
+                        "paper best baseline": paper_row.drop(["lift_gptj", "lift_gpt3"]).min()})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["function", "p"])
+
+
 def prompt_lengths(experiment: str = "classification", profile: str = "full", tokenizer=None, sample: int = 50):
     """Tokens per row of every planned data set, in its planned style and in the names style (no fitting)."""
     from .models import load_lm
@@ -257,7 +526,9 @@ def prompt_lengths(experiment: str = "classification", profile: str = "full", to
         X = data.X.head(sample)
         counts = {}
         for style in dict.fromkeys([item.style, "names"]):
-            template = datasets.template_for(data, style=style, **dict(item.template)).bind(X, task=data.task)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # scale warnings: only token counts are wanted here
+                template = datasets.template_for(data, style=style, **dict(item.template)).bind(X, task=data.task)
             counts[style] = sum(len(ids) for ids in tokenizer(template.prompts(X))["input_ids"]) / len(X)
         rows.append({"dataset": item.dataset, "features": data.X.shape[1], "rows used": len(data.y),
                      "style": item.style, "tokens/row": round(counts[item.style], 1),
@@ -266,14 +537,42 @@ def prompt_lengths(experiment: str = "classification", profile: str = "full", to
     return pd.DataFrame(rows).set_index("dataset")
 
 
+def run_other(experiment: str, profile: str) -> None:
+    """The experiments of notebooks 08-10, made of cached pieces rather than LIFT-vs-baselines tables."""
+    from . import halfimage, icl, twostage
+
+    if experiment == "half_image":
+        for name in halfimage.image_sets(profile):
+            halfimage.half_image_run(name, profile)
+    elif experiment == "two_stage":
+        twostage.experiment(profile)
+    elif experiment == "icl_calibration":
+        for name, k in icl.ICL_SETS[profile].items():
+            icl.icl_run(name, k, profile)
+        icl.calibration_run(profile)
+    else:
+        raise ValueError(f"Unknown experiment {experiment!r}.")
+
+
+OTHER_EXPERIMENTS = ("half_image", "two_stage", "icl_calibration")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m liftnb.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("experiment", choices=sorted(PLANS))
+    parser.add_argument("experiment", choices=[*PLANS, *OTHER_EXPERIMENTS])
     parser.add_argument("--profile", choices=PROFILES, default="quick")
     parser.add_argument("--datasets", nargs="+")
     parser.add_argument("--seeds", nargs="+", type=int)
     parser.add_argument("--list", action="store_true", help="print the plan and exit")
     args = parser.parse_args(argv)
+    if args.experiment in OTHER_EXPERIMENTS:
+        import torch
+
+        torch.set_flush_denormal(True)
+        run_other(args.experiment, args.profile)
+        if args.profile == "full":
+            print("written:", results_path(args.experiment, args.profile))
+        return
     if args.list:
         for item in plan(args.experiment, args.profile):
             print(item.dataset, "seed", item.seed, "rows", item.rows or "all", item.style, dict(item.lift))

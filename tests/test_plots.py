@@ -6,10 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liftnb import datasets, plots
-from liftnb.cache import ResultsCache
-from liftnb.experiments import decision_regions
-from liftnb.models import TINY_RANDOM
+from liftnb import plots
 
 matplotlib.use("Agg")
 
@@ -35,16 +32,3 @@ def test_regions_of_a_known_function():
     assert ax.get_title() == "known"
     plt.close(fig)
 
-
-def test_decision_regions_run_is_cached(tmp_path):
-    data = datasets.subsample(datasets.load("moons"), 60)
-    settings = dict(model=TINY_RANDOM, epochs=1, train_layers=1, precision="fp32", batch_size=16)
-    cache = ResultsCache(tmp_path)
-    first = decision_regions(data, resolution=6, baseline_names=["logreg", "tree"], cache=cache, **settings)
-    assert set(first["regions"]) == {"lift", "logreg", "tree"}
-    assert all(r.shape == (6, 6) and set(np.unique(r)) <= {0, 1} for r in first["regions"].values())
-    assert first["accuracy"]["logreg"] > 0.6
-    assert len(list(tmp_path.glob("*.json"))) == 1
-    again = decision_regions(data, resolution=6, baseline_names=["logreg", "tree"], cache=cache, **settings)
-    assert again["seconds"] == first["seconds"]  # the stored run, not a new fit
-    np.testing.assert_array_equal(again["regions"]["lift"], first["regions"]["lift"])

@@ -14,7 +14,7 @@ def test_plans_cover_the_issue_and_profiles_differ():
     quick_sets = {r.dataset for r in quick}
     assert {r.seed for r in quick} == {0} and {r.seed for r in full} == {0, 1, 2}
     assert len(quick_sets & {"blobs", "moons", "9clusters", "circles", "twocircles"}) >= 2
-    assert len(quick_sets & {"iris", "wine", "tae", "cmc"}) >= 3 and "digits" in quick_sets
+    assert len(quick_sets & {"iris", "wine", "tae", "cmc", "pollution"}) >= 3 and "digits" in quick_sets
     full_sets = {r.dataset for r in full}
     for name in ("9clusters", "spambase", "hill_valley", "optdigits", "mfeat", "margin", "texture", "mnist", "fmnist",
                  "led", "hamster", "pollution", "customers", "vehicle"):
@@ -35,11 +35,12 @@ def _fake_execute(calls):
         calls.append((run.dataset, run.seed))
         rows = [("lift_score", 0.9, 0.0), ("majority", 0.4, float("nan")), ("logreg", 0.95, float("nan"))]
         table = pd.DataFrame(rows, columns=["method", "accuracy", "invalid_rate"])
-        for column, value in {"dataset": run.dataset, "seed": run.seed, "profile": profile, "n_train": 10,
+        for column, value in {"dataset": run.dataset, "variant": run.variant, "seed": run.seed, "profile": profile,
+                              "n_train": 10,
                               "tokens_per_row": 20.0, "git_commit": "abc", "date": "2026-11-22",
                               "run_seconds": 1.0}.items():
             table.insert(0, column, value)
-        return table
+        return table, {"figure": run.dataset}
     return execute
 
 
@@ -51,6 +52,9 @@ def test_run_caches_each_piece_and_merges_the_results_file(tmp_path, monkeypatch
     reproduce.run("classification", "quick", datasets_=["iris", "wine"], cache=cache, results_folder=tmp_path,
                   log=lambda *_: 0)
     assert calls == [("iris", 0), ("wine", 0)]  # iris came from the cache the second time
+    again = reproduce.run("classification", "quick", datasets_=["iris", "wine"], cache=cache, write_csv=False,
+                          log=lambda *_: 0)
+    assert again.attrs["extras"] == {("iris", "", 0): {"figure": "iris"}, ("wine", "", 0): {"figure": "wine"}}
     written = pd.read_csv(reproduce.results_path("classification", "quick", tmp_path))
     assert sorted(written["dataset"].unique()) == ["iris", "wine"]
     assert len(written) == 6  # no duplicated rows for iris
@@ -71,3 +75,30 @@ def test_beside_paper_puts_the_papers_numbers_next_to_ours():
     assert row["paper LIFT/GPT-J"] == pytest.approx(96.67) and row["paper best baseline"] == pytest.approx(100.0)
     summary = reproduce.summary(pd.DataFrame(rows))
     assert summary.loc["iris", "lift_score"] == "0.950 ± 0.071"
+
+
+def test_execute_keeps_metrics_provenance_and_the_figures_extras(monkeypatch):
+    """One real (tiny-model) run per kind: 2-D classification keeps decision regions, 1-D regression its curves."""
+    import numpy as np
+
+    from liftnb.models import TINY_RANDOM
+
+    tiny = (("batch_size", 16), ("epochs", 1), ("model", TINY_RANDOM), ("precision", "fp32"), ("train_layers", 1))
+    monkeypatch.setitem(reproduce.REGION_RESOLUTION, "quick", 5)
+    run = reproduce.Run("boundaries", "moons", 0, rows=60, style="no_names", lift=tiny,
+                        baselines=("majority", "logreg"))
+    table, extras = reproduce.execute(run, "quick")
+    assert list(table["method"]) == ["lift_score", "majority", "logreg"]
+    for column in reproduce.PROVENANCE:
+        assert column in table, column
+    assert table["model"].iloc[0] == TINY_RANDOM and table["n_rows"].iloc[0] == 60
+    assert set(extras["regions"]) == {"lift", *reproduce.REGION_BASELINES}
+    assert np.asarray(extras["regions"]["lift"]).shape == (5, 5)
+    assert set(np.unique(extras["regions"]["logreg"])) <= {0, 1}
+
+    run = reproduce.Run("regression", "linear", 0, load=(("n", 120), ("p", 1)), lift=tiny,
+                        split=(("test_size", 30), ("val_size", 20)), baselines=("mean", "polynomial"))
+    table, extras = reproduce.execute(run, "quick")
+    assert list(table["method"]) == ["lift", "mean", "polynomial"]
+    assert table.set_index("method").loc["polynomial", "rae"] < 0.2  # a linear function, fitted by a polynomial
+    assert len(extras["x"]) == len(extras["lift"]) == len(extras["polynomial"]) == 41

@@ -1,0 +1,191 @@
+"""LIFT as a generator: given the top half of an image (and its digit), write the bottom half's pixels."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .finetune import FitConfig, Trainer, encode
+from .models import load_lm
+from .predict import generate_answers
+
+_DIGIT = re.compile(r"\d")
+
+
+@dataclass(frozen=True)
+class HalfImage:
+    """How an image becomes "top half -> bottom half" text.
+
+    Pixels are quantised to levels 0-9 and written one character each without separators: the tokenizer splits
+    digits one by one, so a half of n pixels costs n tokens (with spaces it would cost 2n)."""
+
+    side: int  # the image is side x side
+    max_value: float  # the largest raw pixel value (16 for scikit-learn digits, 255 for MNIST)
+    with_label: bool = True  # tell the model which digit it is drawing
+    prompt_end: str = "###"
+    answer_end: str = "@@@"
+
+    @property
+    def half(self) -> int:
+        """Pixels in the top half (rows 0 .. side//2 - 1); the bottom half is the rest."""
+        return (self.side // 2) * self.side
+
+    def quantise(self, images: np.ndarray) -> np.ndarray:
+        """Raw pixel values -> integer levels 0-9, shape (n, side * side)."""
+        flat = np.asarray(images, dtype=float).reshape(len(images), -1)
+        if flat.shape[1] != self.side * self.side:
+            raise ValueError(f"Images have {flat.shape[1]} pixels; a {self.side}x{self.side} image has "
+                             f"{self.side * self.side}.")
+        return np.clip(np.rint(flat / self.max_value * 9), 0, 9).astype(int)
+
+    def prompt(self, top: np.ndarray, label=None) -> str:
+        what = f"an image of the digit {label}" if self.with_label and label is not None else "an image"
+        return f"The top half of {what} has pixels {''.join(map(str, top))}. Its bottom half?{self.prompt_end}"
+
+    def answer(self, bottom: np.ndarray) -> str:
+        return "".join(map(str, bottom)) + self.answer_end
+
+    def parse(self, completion: str) -> tuple[np.ndarray, str]:
+        """(bottom-half levels, status). status "ok"; "short"/"long" (wrong pixel count: padded with 0s or cut);
+        "empty" (no digits: all 0s). A malformed answer is repaired, never dropped, and counted by its status."""
+        text = completion.split(self.answer_end)[0]
+        levels = [int(c) for c in _DIGIT.findall(text)]
+        wanted = self.side * self.side - self.half
+        if not levels:
+            return np.zeros(wanted, dtype=int), "empty"
+        status = "ok" if len(levels) == wanted else ("short" if len(levels) < wanted else "long")
+        levels = (levels + [0] * wanted)[:wanted]
+        return np.array(levels, dtype=int), status
+
+
+@lru_cache(maxsize=8)
+def _pixel_token_ids(tokenizer, answer_end: str) -> tuple[int, ...]:
+    """Tokens made only of digits, or pieces of the terminator: what a pixel answer may contain."""
+    allowed = []
+    for token, token_id in tokenizer.get_vocab().items():
+        text = tokenizer.convert_tokens_to_string([token])
+        if text and (set(text) <= set("0123456789") or set(text) <= set(answer_end)):
+            allowed.append(token_id)
+    if tokenizer.eos_token_id is not None:
+        allowed.append(tokenizer.eos_token_id)
+    return tuple(allowed)
+
+
+class HalfImageGenerator:
+    """Fine-tunes a causal LM on top -> bottom halves and completes new images (greedy, digits only)."""
+
+    def __init__(self, task: HalfImage, model=None, config: FitConfig | None = None, verbose: int = 0):
+        self.task, self.model, self.config, self.verbose = task, model, config or FitConfig(), verbose
+
+    def fit(self, images: np.ndarray, labels=None) -> "HalfImageGenerator":
+        levels = self.task.quantise(images)
+        labels = [None] * len(levels) if labels is None else list(labels)
+        prompts = [self.task.prompt(row[:self.task.half], label) for row, label in zip(levels, labels)]
+        answers = [self.task.answer(row[self.task.half:]) for row in levels]
+        model, self.tokenizer_ = load_lm(self.model)
+        callbacks = []
+        if self.verbose:
+            from .progress import default_progress
+
+            callbacks.append(default_progress())
+        trainer = Trainer(model, self.tokenizer_, self.config, callbacks=callbacks)
+        self.history_ = trainer.fit(encode(self.tokenizer_, prompts, answers))
+        self.model_ = trainer.model
+        self.tokens_per_row_ = float(np.mean([len(p) + len(a) for p, a in zip(
+            self.tokenizer_(prompts)["input_ids"], self.tokenizer_(answers, add_special_tokens=False)["input_ids"])]))
+        return self
+
+    def complete(self, images: np.ndarray, labels=None) -> tuple[np.ndarray, list[str], list[str]]:
+        """(completed images as levels 0-9 (n, side*side), status per image, raw completions)."""
+        levels = self.task.quantise(images)
+        labels = [None] * len(levels) if labels is None else list(labels)
+        prompts = [self.task.prompt(row[:self.task.half], label) for row, label in zip(levels, labels)]
+        wanted = self.task.side * self.task.side - self.task.half
+        completions = generate_answers(self.model_, self.tokenizer_, prompts, stop=self.task.answer_end,
+                                       max_new_tokens=wanted + 4, batch_size=16,
+                                       allowed_token_ids=_pixel_token_ids(self.tokenizer_, self.task.answer_end))
+        parsed = [self.task.parse(c) for c in completions]
+        bottoms = np.stack([p[0] for p in parsed])
+        return np.hstack([levels[:, :self.task.half], bottoms]), [p[1] for p in parsed], completions
+
+
+# ----- baselines and measures -----------------------------------------------------------------------------------
+def class_mean_bottoms(train_levels: np.ndarray, train_labels, labels, half: int) -> np.ndarray:
+    """Each image's bottom half guessed as the mean bottom half of its class in training."""
+    train_labels, labels = np.asarray(train_labels), np.asarray(labels)
+    means = {c: train_levels[train_labels == c, half:].mean(axis=0) for c in np.unique(train_labels)}
+    return np.stack([means[c] for c in labels])
+
+
+def nearest_neighbour_bottoms(train_levels: np.ndarray, levels: np.ndarray, half: int) -> np.ndarray:
+    """Each image's bottom half copied from the training image whose top half is closest (Euclidean)."""
+    distances = ((levels[:, None, :half] - train_levels[None, :, :half]) ** 2).sum(-1)
+    return train_levels[distances.argmin(1), half:].astype(float)
+
+
+def bottom_mse(truth: np.ndarray, guess: np.ndarray, half: int) -> float:
+    """Mean squared error over the bottom-half pixels, in levels 0-9."""
+    return float(((np.asarray(truth, float)[:, half:] - np.asarray(guess, float)[:, -(truth.shape[1] - half):]) ** 2)
+                 .mean())
+
+
+# ----- the experiment of notebook 08 ------------------------------------------------------------------------------
+def image_sets(profile: str) -> dict:
+    """name -> (loader options, train size, test size, epochs): scikit-learn digits, and MNIST downscaled (full)."""
+    sets = {"digits": ({"name": "digits"}, 300, 40, 3)}
+    if profile == "full":
+        sets = {"digits": ({"name": "digits"}, 1300, 100, 6),
+                "mnist14": ({"name": "mnist", "n": 1600, "crop": None, "side": 14}, 1500, 100, 4)}
+    return sets
+
+
+def _images(options: dict):
+    from . import datasets
+
+    options = dict(options)
+    data = datasets.load(options.pop("name"), **options)
+    side = int(round(np.sqrt(data.X.shape[1])))
+    max_value = 16.0 if data.name == "digits" else 255.0
+    return data.X.to_numpy(float), data.y.to_numpy(), side, max_value
+
+
+def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> dict:
+    """Fine-tune on top -> bottom halves, complete held-out images, and measure against two baselines."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from .reproduce import cached_piece
+
+    options, n_train, n_test, epochs = image_sets(profile)[name]
+
+    def compute() -> dict:
+        images, labels, side, max_value = _images(options)
+        task = HalfImage(side=side, max_value=max_value)
+        train, test = train_test_split(np.arange(len(labels)), train_size=n_train, test_size=n_test,
+                                       stratify=labels, random_state=0)
+        levels = task.quantise(images)
+        generator = HalfImageGenerator(task, config=FitConfig(epochs=epochs)).fit(images[train], labels[train])
+        completed, status, completions = generator.complete(images[test], labels[test])
+        half = task.half
+        guesses = {"lift": completed,
+                   "class_mean": np.hstack([levels[test, :half], class_mean_bottoms(levels[train], labels[train],
+                                                                                   labels[test], half)]),
+                   "nearest_neighbour": np.hstack([levels[test, :half],
+                                                   nearest_neighbour_bottoms(levels[train], levels[test], half)]),
+                   "blank_bottom": np.hstack([levels[test, :half], np.zeros((len(test), levels.shape[1] - half))])}
+        reader = LogisticRegression(max_iter=3000).fit(levels[train], labels[train])
+        metrics = {"train_images": len(train), "test_images": len(test), "epochs": epochs, "side": side,
+                   "tokens_per_row": generator.tokens_per_row_, "fit_seconds": generator.history_.seconds,
+                   "malformed_rate": float(np.mean([s != "ok" for s in status])),
+                   "reader_accuracy_original": float(reader.score(levels[test], labels[test]))}
+        for method, guess in guesses.items():
+            if method != "blank_bottom":
+                metrics[f"mse_{method}"] = bottom_mse(levels[test], guess, half)
+            metrics[f"reader_accuracy_{method}"] = float(reader.score(np.rint(guess), labels[test]))
+        return {"metrics": metrics, "status": status, "completions": completions[:12], "labels": labels[test].tolist(),
+                "original": levels[test].tolist(), **{m: np.asarray(g).tolist() for m, g in guesses.items()}}
+
+    key = {"experiment": "half_image", "set": options, "n_train": n_train, "n_test": n_test, "epochs": epochs}
+    return cached_piece("half_image", profile, name, key, compute, cache=cache, log=log)

@@ -1,0 +1,127 @@
+"""In-context learning with the pretrained model, and calibration of label-scoring probabilities (notebook 10)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .predict import score_answers, softmax_rows
+
+
+def icl_prompts(template, X_context: pd.DataFrame, y_context, X_query: pd.DataFrame) -> list[str]:
+    """Each query's prompt preceded by the k context examples written as "prompt answer" lines."""
+    context = "".join(f"{p}{template.answer(y)}\n" for p, y in zip(template.prompts(X_context), y_context))
+    return [context + p for p in template.prompts(X_query)]
+
+
+def icl_predict(model, tokenizer, template, X_context, y_context, X_query) -> np.ndarray:
+    """Class codes predicted in context (no training): the class answer with the highest log-likelihood."""
+    prompts = icl_prompts(template, X_context, y_context, X_query)
+    return score_answers(model, tokenizer, prompts, template.class_answers(), batch_size=4).argmax(1)
+
+
+# ----- calibration ----------------------------------------------------------------------------------------------
+def reliability(probabilities: np.ndarray, truth, bins: int = 10) -> pd.DataFrame:
+    """Per confidence bin: mean confidence of the predicted class, accuracy, and the number of rows."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    confidence, predicted = probabilities.max(1), probabilities.argmax(1)
+    correct = predicted == np.asarray(truth)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    rows = [{"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "confidence": confidence[which == b].mean(),
+             "accuracy": correct[which == b].mean(), "rows": int((which == b).sum())}
+            for b in range(bins) if (which == b).any()]
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(probabilities: np.ndarray, truth, bins: int = 10) -> float:
+    """Σ_bins (rows in bin / rows) · |accuracy − confidence|."""
+    table = reliability(probabilities, truth, bins)
+    return float((table["rows"] / table["rows"].sum() * (table["accuracy"] - table["confidence"]).abs()).sum())
+
+
+def fit_temperature(log_likelihoods: np.ndarray, truth) -> float:
+    """The temperature T minimising validation negative log-likelihood of softmax(scores / T)."""
+    from scipy.optimize import minimize_scalar
+
+    scores, truth = np.asarray(log_likelihoods, dtype=float), np.asarray(truth)
+
+    def nll(log_t: float) -> float:
+        probabilities = softmax_rows(scores / np.exp(log_t))
+        return -np.log(np.clip(probabilities[np.arange(len(truth)), truth], 1e-12, None)).mean()
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+
+
+def log_loss(probabilities: np.ndarray, truth) -> float:
+    truth = np.asarray(truth)
+    return float(-np.log(np.clip(np.asarray(probabilities)[np.arange(len(truth)), truth], 1e-12, None)).mean())
+
+
+# ----- the experiment of notebook 10 ------------------------------------------------------------------------------
+ICL_SETS = {"quick": {"iris": 9, "tae": 9}, "full": {"iris": 15, "tae": 15, "customers": 10}}  # name -> k examples
+
+
+def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) -> dict:
+    """In context (k examples) vs LIFT fine-tuned on the same k vs LIFT on the whole training part."""
+    from . import datasets
+    from .estimators import LIFTClassifier
+    from .models import load_lm
+    from .perturb import take_fraction
+    from .reproduce import cached_piece, classification_plan, run
+
+    def compute() -> dict:
+        data = datasets.load(name)
+        part = datasets.split(data, seed=0)
+        X_k, y_k = take_fraction(part.X_train, part.y_train, k / len(part.y_train), seed=0)
+        template = datasets.template_for(data, style="no_names").bind(part.X_train, task="classification",
+                                                                       classes=list(np.unique(data.y)))
+        classes = np.unique(data.y)
+        truth = np.searchsorted(classes, part.y_test)
+        model, tokenizer = load_lm()
+        in_context = icl_predict(model, tokenizer, template, X_k, np.searchsorted(classes, y_k), part.X_test)
+        few = LIFTClassifier(template=datasets.template_for(data, style="no_names"), verbose=0)
+        few.fit(X_k, y_k, validation_data=(part.X_val, part.y_val))
+        metrics_ = {"k": len(y_k), "test_rows": len(truth), "icl_accuracy": metrics.accuracy(truth, in_context),
+                    "lift_k_accuracy": few.score(part.X_test, part.y_test),
+                    "majority": float(pd.Series(part.y_train).value_counts(normalize=True).iloc[0]),
+                    "icl_prompt_tokens": float(np.mean([len(t) for t in tokenizer(
+                        icl_prompts(template, X_k, np.searchsorted(classes, y_k), part.X_test.head(5)))["input_ids"]]))}
+        return {"metrics": metrics_}
+
+    result = dict(cached_piece("icl", profile, f"{name} k={k}",
+                               {"experiment": "icl", "dataset": name, "k": k}, compute, cache=cache, log=log))
+    # LIFT on the whole training part: notebook 02's run (the same cached run when it was made)
+    full = [r for r in classification_plan("full") if r.dataset == name and r.seed == 0]
+    if full:
+        table = run("classification", "full", datasets_=[name], seeds=[0], cache=cache, write_csv=False, log=log)
+        result["metrics"] = {**result["metrics"],
+                             "lift_full_accuracy": float(table.set_index("method").loc["lift_score", "accuracy"])}
+    return result
+
+
+def calibration_run(profile: str = "quick", cache=None, log=print) -> dict:
+    """LIFT's label-scoring probabilities and logistic regression's on one split: validation and test."""
+    from . import baselines, datasets
+    from .experiments import fit_lift
+    from .reproduce import cached_piece
+
+    name, rows = ("moons", 300) if profile == "quick" else ("moons", 2000)
+
+    def compute() -> dict:
+        data = datasets.subsample(datasets.load(name), rows)
+        part = datasets.split(data, seed=0)
+        estimator = fit_lift(data, part, style="no_names", verbose=0)
+        classes = np.unique(data.y)
+        logreg = baselines.fit_best("logreg", part)
+        (_, _), (X_val, _), (X_test, _) = baselines._encoded(part, "classification")
+        return {"metrics": {"rows": rows, "test_rows": len(part.y_test),
+                            "lift_accuracy": estimator.score(part.X_test, part.y_test)},
+                "val_scores": estimator.predict_log_likelihood(part.X_val).tolist(),
+                "test_scores": estimator.predict_log_likelihood(part.X_test).tolist(),
+                "val_truth": np.searchsorted(classes, part.y_val).tolist(),
+                "test_truth": np.searchsorted(classes, part.y_test).tolist(),
+                "logreg_test_proba": logreg.predict_proba(X_test).tolist()}
+
+    return cached_piece("calibration", profile, f"{name} {rows}", {"experiment": "calibration", "dataset": name,
+                                                                  "rows": rows}, compute, cache=cache, log=log)

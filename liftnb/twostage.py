@@ -1,0 +1,78 @@
+"""Two-stage fine-tuning: first on synthetic pretext regressions, then on a small target task (notebook 09)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .cache import fingerprint
+from .datasets import Dataset
+from .estimators import LIFTRegressor
+from .models import cache_dir
+
+
+def target_task(n: int, seed: int = 0, noise: float = 0.1) -> Dataset:
+    """The paper's target: y = 0.2·x1 + 0.4·x2 + noise, x ~ U(-10, 10)^2 (noise as a fraction of std(y))."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-10, 10, size=(n, 2))
+    clean = 0.2 * X[:, 0] + 0.4 * X[:, 1]
+    y = clean + noise * clean.std() * rng.normal(size=n)
+    return Dataset("two_stage_target", pd.DataFrame(np.round(X, 4), columns=["x1", "x2"]),
+                   pd.Series(y, name="y"), "regression", source=f"y = 0.2 x1 + 0.4 x2, n={n}, seed={seed}")
+
+
+def pretext_tasks(n_tasks: int = 20, rows_per_task: int = 20, seed: int = 100) -> Dataset:
+    """Pretext data: rows of many random linear functions y = w·x (w ~ N(0, 0.5^2)^2), in the target's format.
+
+    No single function is learnable from the mix; what transfers is the format, the scale of the numbers and
+    "y is a linear function of x1, x2"."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-10, 10, size=(n_tasks * rows_per_task, 2))
+    weights = np.repeat(rng.normal(scale=0.5, size=(n_tasks, 2)), rows_per_task, axis=0)
+    y = (X * weights).sum(1)
+    return Dataset("pretext_linear", pd.DataFrame(np.round(X, 4), columns=["x1", "x2"]), pd.Series(y, name="y"),
+                   "regression", source=f"{n_tasks} random linear functions x {rows_per_task} rows, seed={seed}")
+
+
+def stage_one(pretext: Dataset, epochs: int = 2, **params) -> str:
+    """Fine-tune the embedded model on the pretext data once and export it; returns its folder (cached on disk)."""
+    folder = cache_dir() / f"two-stage-{fingerprint({'X': pretext.X, 'y': pretext.y, 'epochs': epochs, **params})[:16]}"
+    if not (folder / "config.json").exists():
+        estimator = LIFTRegressor(epochs=epochs, verbose=0, **params).fit(pretext.X, pretext.y)
+        estimator.export_model(folder)
+    return str(folder)
+
+
+def compare_stages(n: int, stage_one_model: str, test: Dataset, seed: int = 0, **params) -> dict:
+    """Test RMSE of fine-tuning on n target rows from the pretrained model (one stage) and from the
+    pretext-tuned model (two stages), with the same settings."""
+    train = target_task(n, seed=seed + 1)
+    out = {"n": n}
+    for name, model in (("one_stage", None), ("two_stage", stage_one_model)):
+        estimator = LIFTRegressor(model=model, verbose=0, random_state=seed, **params).fit(train.X, train.y)
+        predicted = estimator.predict(test.X)
+        out[f"rmse_{name}"] = metrics.rmse(test.y, predicted)
+        out[f"invalid_{name}"] = estimator.invalid_rate_
+        out[f"seconds_{name}"] = estimator.history_.seconds
+    return out
+
+
+def experiment(profile: str = "quick", cache=None, log=print) -> pd.DataFrame:
+    """Error vs n for one- and two-stage fine-tuning (cached pieces; provenance CSV in the full profile)."""
+    from .reproduce import cached_piece
+
+    sizes = (10, 50) if profile == "quick" else (10, 50, 200)
+    seeds = (0,) if profile == "quick" else (0, 1, 2)
+    pretext = pretext_tasks(n_tasks=20, rows_per_task=20 if profile == "quick" else 50)
+    test = target_task(100, seed=999)
+    rows = []
+    for seed in seeds:
+        for n in sizes:
+            def compute(n=n, seed=seed):
+                return {"metrics": compare_stages(n, stage_one(pretext), test, seed=seed)}
+            key = {"experiment": "two_stage", "pretext": fingerprint({"X": pretext.X, "y": pretext.y}), "n": n,
+                   "seed": seed}
+            result = cached_piece("two_stage", profile, f"n={n} seed={seed}", key | {"seed": seed}, compute,
+                                  cache=cache, log=log)
+            rows.append({**result["metrics"], "seed": seed})
+    return pd.DataFrame(rows)
