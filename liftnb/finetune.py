@@ -30,6 +30,7 @@ class FitConfig:
     cache_frozen: bool = True  # with train_layers, compute the frozen lower layers once and reuse them
     precision: str = "auto"  # "bf16": frozen weights in bf16 + autocast; "fp32"; "auto": bf16 where native
     max_grad_norm: float = 1.0
+    gradient_accumulation_steps: int = 1  # optimizer step every k batches (larger effective batch on a small GPU)
     checkpoint_dir: str | None = None  # write a resumable checkpoint here after every epoch
     seed: int = 0
     shuffle: bool = True
@@ -127,6 +128,27 @@ def answer_logits(model, hidden: torch.Tensor, predict_at: torch.Tensor | None) 
 
 
 # ----- training -----------------------------------------------------------------------------------------------
+class _AnswerLoss(nn.Module):
+    """One training step's forward (answer-only loss) as a module, so accelerate can wrap it (DDP) as a whole."""
+
+    def __init__(self, trainer: "Trainer"):
+        super().__init__()
+        self.model = trainer.model
+        self.__dict__["trainer"] = trainer  # not a submodule
+
+    def forward(self, indices: list[int], inputs: dict) -> torch.Tensor:
+        trainer = self.trainer
+        with trainer.autocast():
+            if trainer.runner is not None:
+                logits = answer_logits(self.model, trainer.runner.answer_states(indices, inputs), None)
+            else:
+                hidden = decoder_of(self.model)(
+                    input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                    position_ids=inputs["position_ids"], use_cache=False).last_hidden_state
+                logits = answer_logits(self.model, hidden, inputs["predict_at"])
+        return nn.functional.cross_entropy(logits, inputs["targets"])
+
+
 class Callback:
     """Hooks called by `Trainer.fit`; override what you need."""
 
@@ -167,6 +189,8 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.total_steps = 0
+        self.runner = None  # the frozen-layer cache, when used
+        self.accelerator = None  # set by fit
 
     def autocast(self):
         if self.use_bf16:
@@ -174,10 +198,19 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _batches(self, examples: Sequence[Example], generator: torch.Generator, shuffle: bool):
+        """This process's batches of one epoch: every process draws the same order and takes every n-th batch
+        (wrapping around so all processes take the same number of steps, as DDP needs)."""
         order = torch.randperm(len(examples), generator=generator).tolist() if shuffle else list(range(len(examples)))
         size = self.config.batch_size
-        for start in range(0, len(order), size):
-            yield order[start:start + size]
+        batches = [order[start:start + size] for start in range(0, len(order), size)]
+        world, rank = self._world()
+        per_process = math.ceil(len(batches) / world)
+        return [batches[i % len(batches)] for i in range(rank, per_process * world, world)]
+
+    def _world(self) -> tuple[int, int]:
+        if self.accelerator is None:
+            return 1, 0
+        return self.accelerator.num_processes, self.accelerator.process_index
 
     def fit(self, examples: Sequence[Example], validate: Callable[[], dict] | None = None,
             score_key: str = "val_score", resume: bool = False) -> History:
@@ -195,10 +228,21 @@ class Trainer:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         if not trainable:
             raise ValueError("Nothing to train: no parameter requires a gradient.")
+        if config.gradient_accumulation_steps < 1:
+            raise ValueError(f"gradient_accumulation_steps must be >= 1, not {config.gradient_accumulation_steps}.")
+        # accelerate runs the same loop on one CPU, one GPU or several processes (DDP); no distribution code here.
+        from accelerate import Accelerator
+
+        self.accelerator = Accelerator(cpu=self.device.type == "cpu",
+                                       gradient_accumulation_steps=config.gradient_accumulation_steps)
         # The fused kernel does the whole update in one pass; the default loop was ~30% of step time on CPU.
         optimizer = torch.optim.AdamW(trainable, lr=config.resolved_learning_rate(),
                                       weight_decay=config.weight_decay, fused=True)
-        steps_per_epoch = math.ceil(len(examples) / config.batch_size)
+        step_module, optimizer = self.accelerator.prepare(_AnswerLoss(self), optimizer)
+        self.device = self.accelerator.device
+        world, _ = self._world()
+        batches_per_epoch = math.ceil(math.ceil(len(examples) / config.batch_size) / world)
+        steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation_steps)
         total = steps_per_epoch * config.epochs
         self.total_steps = total
         warmup = max(1, int(round(config.warmup_ratio * total)))
@@ -209,7 +253,7 @@ class Trainer:
         if resume:
             first_epoch = self._restore(optimizer, schedule, generator, best)
         started = time.perf_counter()
-        runner = _LayerCache.build(self, examples) if config.train_layers and config.cache_frozen else None
+        self.runner = runner = _LayerCache.build(self, examples) if config.train_layers and config.cache_frozen else None
         self.history.cached_layers = runner.start if runner else 0
         self.history.answer_only_last_layer = bool(runner and runner.last_layer_answer_only)
         for callback in self.callbacks:
@@ -218,7 +262,7 @@ class Trainer:
         self.model.train()
         try:
             for self.epoch in range(first_epoch, config.epochs + 1):
-                metrics = self._train_epoch(examples, runner, generator, optimizer, schedule, trainable)
+                metrics = self._train_epoch(examples, step_module, generator, optimizer, schedule, trainable)
                 if validate is not None:
                     self.model.eval()
                     metrics.update(validate())
@@ -228,7 +272,7 @@ class Trainer:
                         self.history.best_epoch = self.epoch
                 self.history.epochs.append(metrics)
                 completed = _trainable_state(self.model)
-                if config.checkpoint_dir:
+                if config.checkpoint_dir and self.accelerator.is_main_process:
                     self._save_checkpoint(completed, optimizer, schedule, generator, best)
                 for callback in self.callbacks:
                     callback.on_epoch_end(self, metrics)
@@ -245,31 +289,25 @@ class Trainer:
             callback.on_train_end(self)
         return self.history
 
-    def _train_epoch(self, examples, runner, generator, optimizer, schedule, trainable) -> dict:
-        config = self.config
+    def _train_epoch(self, examples, step_module, generator, optimizer, schedule, trainable) -> dict:
+        config, accelerator = self.config, self.accelerator
         epoch_loss, epoch_batches = 0.0, 0
         for indices in self._batches(examples, generator, config.shuffle):
             inputs = collate([examples[i] for i in indices], self.tokenizer.pad_token_id, self.device)
-            with self.autocast():
-                if runner is not None:
-                    logits = answer_logits(self.model, runner.answer_states(indices, inputs), None)
-                else:
-                    hidden = decoder_of(self.model)(
-                        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                        position_ids=inputs["position_ids"], use_cache=False).last_hidden_state
-                    logits = answer_logits(self.model, hidden, inputs["predict_at"])
-            loss = nn.functional.cross_entropy(logits, inputs["targets"])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"Training loss became {loss.item()} at epoch {self.epoch}, step {self.step}: "
-                    f"lower the learning rate (now {config.resolved_learning_rate()}) or use precision='fp32'.")
-            loss.backward()
-            if config.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            self.step += 1
+            with accelerator.accumulate(step_module):
+                loss = step_module(indices, inputs)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"Training loss became {loss.item()} at epoch {self.epoch}, step {self.step}: "
+                        f"lower the learning rate (now {config.resolved_learning_rate()}) or use precision='fp32'.")
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+                optimizer.step()  # skipped by accelerate between accumulation boundaries
+                if accelerator.sync_gradients:
+                    schedule.step()
+                    self.step += 1
+                optimizer.zero_grad(set_to_none=True)
             self.history.trained_tokens += int(inputs["attention_mask"].sum())
             self.history.step_loss.append(loss.item())
             epoch_loss += loss.item()

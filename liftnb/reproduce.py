@@ -72,7 +72,8 @@ class Run:
         return {"X": data.X, "y": data.y, "seed": self.seed, "style": self.style,
                 "lift": repr(sorted(lift.items())), "model": lift.get("model") or EMBEDDED, "modes": self.modes,
                 "template": repr(self.template), "baselines": repr(self.baselines), "split": repr(self.split),
-                "changes": repr(self.changes), "liftnb": __version__}
+                "changes": repr(self.changes), "liftnb": __version__,
+                "regions": REGION_RESOLUTION if data.task == "classification" and data.X.shape[1] == 2 else None}
 
 
 # ----- plans ----------------------------------------------------------------------------------------------------
@@ -300,20 +301,20 @@ def execute(run: Run, profile: str) -> tuple[pd.DataFrame, dict]:
         "model": lift.get("model") or EMBEDDED, "epochs": estimator.epochs, "train_layers": estimator.train_layers,
         "n_rows": len(data.y), "n_train": len(part.y_train), "tokens_per_row": round(estimator.tokens_per_row_, 1),
         "style": run.style, "git_commit": git_commit(), "date": datetime.date.today().isoformat(),
-        "run_seconds": round(time.perf_counter() - started, 1),
     }
-    for column, value in reversed(provenance.items()):
-        table.insert(0, column, value)
     extras = {}
     if data.task == "regression" and data.X.shape[1] == 1:
         extras = regression_curves(estimator, part, data, run.seed)
     if data.task == "classification" and data.X.shape[1] == 2 and run.seed == 0:
         extras = decision_regions(estimator, part, data, REGION_RESOLUTION[profile], run.seed)
+    provenance["run_seconds"] = round(time.perf_counter() - started, 1)  # everything, the figures' extras included
+    for column, value in reversed(provenance.items()):
+        table.insert(0, column, value)
     return table, extras
 
 
 REGION_BASELINES = ("logreg", "tree", "knn", "svm_rbf", "mlp", "xgboost")
-REGION_RESOLUTION = {"quick": 30, "full": 60}
+REGION_RESOLUTION = {"quick": 20, "full": 60}
 
 
 def decision_regions(estimator, part, data, resolution: int = 30, seed: int = 0) -> dict:

@@ -49,14 +49,14 @@ def test_run_caches_each_piece_and_merges_the_results_file(tmp_path, monkeypatch
     monkeypatch.setattr(reproduce, "execute", _fake_execute(calls))
     cache = ResultsCache(tmp_path / "cache")
     reproduce.run("classification", "quick", datasets_=["iris"], cache=cache, results_folder=tmp_path, log=lambda *_: 0)
-    reproduce.run("classification", "quick", datasets_=["iris", "wine"], cache=cache, results_folder=tmp_path,
+    reproduce.run("classification", "quick", datasets_=["iris", "tae"], cache=cache, results_folder=tmp_path,
                   log=lambda *_: 0)
-    assert calls == [("iris", 0), ("wine", 0)]  # iris came from the cache the second time
-    again = reproduce.run("classification", "quick", datasets_=["iris", "wine"], cache=cache, write_csv=False,
+    assert calls == [("iris", 0), ("tae", 0)]  # iris came from the cache the second time
+    again = reproduce.run("classification", "quick", datasets_=["iris", "tae"], cache=cache, write_csv=False,
                           log=lambda *_: 0)
-    assert again.attrs["extras"] == {("iris", "", 0): {"figure": "iris"}, ("wine", "", 0): {"figure": "wine"}}
+    assert again.attrs["extras"] == {("iris", "", 0): {"figure": "iris"}, ("tae", "", 0): {"figure": "tae"}}
     written = pd.read_csv(reproduce.results_path("classification", "quick", tmp_path))
-    assert sorted(written["dataset"].unique()) == ["iris", "wine"]
+    assert sorted(written["dataset"].unique()) == ["iris", "tae"]
     assert len(written) == 6  # no duplicated rows for iris
     for column in ("git_commit", "date", "profile", "seed"):
         assert column in written
@@ -102,3 +102,39 @@ def test_execute_keeps_metrics_provenance_and_the_figures_extras(monkeypatch):
     assert list(table["method"]) == ["lift", "mean", "polynomial"]
     assert table.set_index("method").loc["polynomial", "rae"] < 0.2  # a linear function, fitted by a polynomial
     assert len(extras["x"]) == len(extras["lift"]) == len(extras["polynomial"]) == 41
+
+
+def test_cached_piece_computes_once_and_writes_provenance_in_full(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "RESULTS_DIR", tmp_path)
+    cache = ResultsCache(tmp_path / "cache")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"metrics": {"mse": 1.5}, "figure": [1, 2]}
+
+    first = reproduce.cached_piece("half_image", "full", "digits", {"k": 1}, compute, cache=cache, log=lambda *_: 0)
+    again = reproduce.cached_piece("half_image", "full", "digits", {"k": 1}, compute, cache=cache, log=lambda *_: 0)
+    assert calls == [1] and again["figure"] == [1, 2] and first["provenance"]["piece"] == "digits"
+    written = pd.read_csv(tmp_path / "half_image_full.csv")
+    assert len(written) == 1 and written["mse"].iloc[0] == 1.5
+    assert {"git_commit", "date", "run_seconds", "profile"} <= set(written.columns)
+    reproduce.cached_piece("half_image", "quick", "digits", {"k": 2}, compute, cache=cache, log=lambda *_: 0)
+    assert not (tmp_path / "half_image_quick.csv").exists()  # quick runs leave results/ alone
+
+
+def test_notebook_results_put_full_rows_in_place_of_quick_ones(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(reproduce, "execute", _fake_execute(calls))
+    monkeypatch.setattr(reproduce, "RESULTS_DIR", tmp_path)
+    full = pd.DataFrame({"dataset": ["iris"] * 2, "variant": [""] * 2, "seed": [0, 1], "method": ["lift_score"] * 2,
+                         "accuracy": [0.97, 0.93], "git_commit": ["abc1234"] * 2})
+    full.to_csv(tmp_path / "classification_full.csv", index=False)
+    monkeypatch.setattr(reproduce, "ResultsCache", lambda: ResultsCache(tmp_path / "cache"))
+    shown = reproduce.notebook_results("classification", "quick", log=lambda *_: 0)
+    iris = shown[shown["dataset"] == "iris"]
+    assert sorted(iris["seed"]) == [0, 1] and iris["source"].str.startswith("full run").all()
+    assert "abc1234" in iris["source"].iloc[0]
+    others = shown[shown["dataset"] != "iris"]
+    assert len(others) and (others["source"] == "this execution (quick)").all()
+    assert not (tmp_path / "classification_quick.csv").exists()

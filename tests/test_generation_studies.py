@@ -1,0 +1,97 @@
+"""Half-image generation, two-stage fine-tuning and ICL/calibration helpers (plumbing on the tiny model)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from liftnb import halfimage, icl, twostage
+from liftnb.finetune import FitConfig
+from liftnb.models import TINY_RANDOM, load_lm
+
+TINY = FitConfig(epochs=1, batch_size=16, precision="fp32", train_layers=1)
+
+
+def test_half_image_text_round_trip_and_malformed_answers():
+    task = halfimage.HalfImage(side=4, max_value=16.0)
+    image = np.array([[0, 16, 8, 4, 2, 0, 16, 16, 1, 2, 3, 4, 16, 0, 0, 8]])
+    levels = task.quantise(image)[0]
+    assert levels.min() >= 0 and levels.max() == 9 and task.half == 8
+    prompt, answer = task.prompt(levels[:8], 3), task.answer(levels[8:])
+    assert "digit 3" in prompt and prompt.endswith("###") and answer.endswith("@@@")
+    parsed, status = task.parse(answer)
+    assert status == "ok" and (parsed == levels[8:]).all()
+    assert task.parse("12@@@")[1] == "short" and task.parse("123456789@@@")[1] == "long"
+    assert task.parse("no pixels")[1] == "empty" and len(task.parse("12")[0]) == 8
+    with pytest.raises(ValueError, match="a 4x4 image has 16"):
+        task.quantise(np.zeros((1, 10)))
+
+
+def test_half_image_generator_and_baselines_on_the_tiny_model():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 17, size=(12, 16))
+    labels = np.arange(12) % 2
+    task = halfimage.HalfImage(side=4, max_value=16.0)
+    generator = halfimage.HalfImageGenerator(task, model=TINY_RANDOM, config=TINY).fit(images, labels)
+    completed, status, completions = generator.complete(images[:3], labels[:3])
+    assert completed.shape == (3, 16) and len(status) == 3 and len(completions) == 3
+    assert (completed[:, :8] == task.quantise(images[:3])[:, :8]).all()  # the given top half is kept
+    assert completed.min() >= 0 and completed.max() <= 9
+    levels = task.quantise(images)
+    nn = halfimage.nearest_neighbour_bottoms(levels, levels[:3], 8)
+    assert (nn == levels[:3, 8:]).all()  # its own top half is the nearest
+    means = halfimage.class_mean_bottoms(levels, labels, [0, 1], 8)
+    assert np.allclose(means[0], levels[labels == 0, 8:].mean(0))
+    assert halfimage.bottom_mse(levels[:3], np.hstack([levels[:3, :8], nn]), 8) == 0
+
+
+def test_icl_prompt_lists_the_examples_before_the_query():
+    from liftnb import datasets
+
+    data = datasets.load("iris")
+    template = datasets.template_for(data, style="no_names").bind(data.X, task="classification", classes=[0, 1, 2])
+    prompts = icl.icl_prompts(template, data.X.head(2), [0, 0], data.X.iloc[[100]])
+    lines = prompts[0].split("\n")
+    assert len(lines) == 3 and lines[0].endswith("###0@@@") and lines[2].endswith("###")
+    model, tokenizer = load_lm(TINY_RANDOM)
+    codes = icl.icl_predict(model, tokenizer, template, data.X.head(2), [0, 1], data.X.iloc[[100, 101]])
+    assert codes.shape == (2,) and set(codes) <= {0, 1, 2}
+
+
+def test_calibration_measures():
+    truth = np.array([0, 1, 1, 0])
+    perfect = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    assert icl.expected_calibration_error(perfect, truth) == pytest.approx(0.0)
+    overconfident = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # 3 of 4 right at confidence 1
+    assert icl.expected_calibration_error(overconfident, truth) == pytest.approx(0.25)
+    table = icl.reliability(overconfident, truth, bins=5)
+    assert table["rows"].sum() == 4
+    # scores that are 3x too sharp: the fitted temperature undoes it
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2000, 3))
+    truth = np.array([rng.choice(3, p=np.exp(l) / np.exp(l).sum()) for l in logits])
+    assert icl.fit_temperature(3 * logits, truth) == pytest.approx(3.0, rel=0.15)
+
+
+def test_two_stage_data_and_model_export(tmp_path):
+    target = twostage.target_task(200, seed=0)
+    slope = np.linalg.lstsq(target.X.to_numpy(), target.y.to_numpy(), rcond=None)[0]
+    assert slope == pytest.approx([0.2, 0.4], abs=0.03)
+    pretext = twostage.pretext_tasks(n_tasks=3, rows_per_task=5)
+    assert len(pretext.y) == 15 and list(pretext.X.columns) == ["x1", "x2"]
+    from liftnb import LIFTRegressor
+
+    first = LIFTRegressor(model=TINY_RANDOM, epochs=1, batch_size=16, precision="fp32", train_layers=1, verbose=0)
+    first.fit(pretext.X, pretext.y)
+    folder = first.export_model(tmp_path / "stage1")
+    second = LIFTRegressor(model=str(folder), epochs=1, batch_size=16, precision="fp32", train_layers=1, verbose=0)
+    second.fit(target.X.head(10), target.y.head(10))
+    assert np.isfinite(second.predict(target.X.head(3))).all()
+    # stage 2 really started from stage 1's weights: before training, both models give the same logits
+    exported, _ = load_lm(str(folder))
+    for name, value in exported.state_dict().items():
+        assert pd.notna(value.float().sum().item()), name
+    trained = dict(first.model_.named_parameters())
+    for name, value in exported.named_parameters():
+        if name in trained and trained[name].requires_grad:
+            np.testing.assert_allclose(value.detach().numpy(), trained[name].detach().float().numpy(), rtol=1e-6)
