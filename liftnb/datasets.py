@@ -81,8 +81,12 @@ def names() -> list[str]:
     return [*_SKLEARN, *_CSV, "mnist", *SYNTHETIC_CLASSIFICATION, *SYNTHETIC_REGRESSION]
 
 
-def load(name: str, target: str | None = None, **options) -> Dataset:
-    """A data set by name, a CSV path (with `target`), or "openml:<id>" (needs internet)."""
+def load(name: str, target: str | None = None, levels: int | None = None, **options) -> Dataset:
+    """A data set by name, a CSV path (with `target`), or "openml:<id>" (needs internet).
+
+    levels=k quantises every feature to integers 0..k-1 over its data set's range (image pixels as single digits)."""
+    if levels is not None:
+        return quantise(load(name, target, **options), levels)
     key = name.lower().replace("-", "_")
     if key in _SKLEARN:
         return _load_sklearn(key)
@@ -312,6 +316,17 @@ def template_for(data: Dataset, style: str = "names", **settings):
 
     names_ = {c: d for c, d in data.descriptions.items() if d != c} or None
     return Template(style=style, names=names_ if style in ("names", "shuffled") else None, **settings)
+
+
+def quantise(data: Dataset, levels: int = 10) -> Dataset:
+    """Every feature mapped linearly from the data set's overall [min, max] to integers 0..levels-1."""
+    if not 2 <= levels <= 1000:
+        raise ValueError(f"levels must be between 2 and 1000, not {levels}.")
+    values = data.X.to_numpy(dtype=float)
+    low, high = np.nanmin(values), np.nanmax(values)
+    scaled = np.rint((values - low) / ((high - low) or 1.0) * (levels - 1)).astype(int)
+    return Dataset(data.name, pd.DataFrame(scaled, columns=data.X.columns, index=data.X.index), data.y, data.task,
+                   data.class_names, data.descriptions, source=f"{data.source}; quantised to {levels} levels")
 
 
 def subsample(data: Dataset, n: int | None, seed: int = 0) -> Dataset:

@@ -34,7 +34,9 @@ def plot_regions(ax, xx, yy, regions, X: pd.DataFrame, y, title: str = "", n_cla
     codes = np.unique(np.asarray(y), return_inverse=True)[1]
     n_classes = n_classes or int(max(codes.max(), np.max(regions)) + 1)
     colours = plt.get_cmap("tab10").colors[:n_classes]
-    ax.contourf(xx, yy, regions, levels=np.arange(n_classes + 1) - 0.5, cmap=ListedColormap(colours), alpha=0.35)
+    # One flat colour per grid cell: contour filling would invent bands of in-between classes along boundaries.
+    ax.pcolormesh(xx, yy, regions, cmap=ListedColormap(colours), vmin=-0.5, vmax=n_classes - 0.5, shading="nearest",
+                  alpha=0.35)
     ax.scatter(X.iloc[:, 0], X.iloc[:, 1], c=[colours[c] for c in codes], s=8, edgecolors="k", linewidths=0.3)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])

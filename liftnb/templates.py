@@ -41,6 +41,7 @@ class Template:
     class_names: dict | None = None  # class value -> answer text for label_style="name" (default: str(value))
     target_precision: int = 3  # decimals of regression answers (the paper used 3)
     shuffle_seed: int = 0  # permutation seed of the shuffled-names style
+    pixel_separator: str = " "  # between values in the pixels style; "" for single-digit levels (1 token a pixel)
     task: str | None = None  # "classification" or "regression"; set at bind time
     classes: Sequence[Any] | None = None  # class values in label order; set at bind time
     _integer_columns: frozenset = field(default=frozenset(), repr=False)
@@ -191,7 +192,7 @@ class Template:
             body = body.replace("{{", "{").replace("}}", "}")
             return f"{body} {question}{self.prompt_end}" if question else f"{body}{self.prompt_end}"
         if self.style == "pixels":
-            pixels = " ".join(self._format_value(c, values[c]) for c in columns)
+            pixels = self.pixel_separator.join(self._format_value(c, values[c]) for c in columns)
             return f"Given image with pixels {pixels}, {question}{self.prompt_end}"
         if self.style == "no_names":
             parts = [f"x{i + 1}={self._format_value(c, values[c])}" for i, c in enumerate(columns)]

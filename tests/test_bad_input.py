@@ -65,3 +65,14 @@ def test_many_classes_with_multi_digit_codes():
     proba = clf.predict_proba(many.head(3))
     assert proba.shape == (3, 101)
     np.testing.assert_allclose(proba.sum(1), 1)
+
+
+def test_mixed_number_and_string_column_is_written_as_given():
+    """A column mixing numbers and strings (object dtype) is not coerced: strings are written verbatim, numbers with
+    the template's precision (2 decimals when no column-wide precision can be inferred)."""
+    mixed = pd.DataFrame({"size": [1.5, "large", 3, "n/a"]})
+    template = Template(style="no_names").bind(mixed)
+    prompts = template.prompts(mixed)
+    assert [p.split("=")[1].split(",")[0] for p in prompts] == ["1.50", "large", "3", "n/a"]
+    clf = LIFTClassifier(**FAST).fit(mixed, y)
+    assert len(clf.predict(mixed)) == 4

@@ -290,3 +290,13 @@ def test_nn_set_is_labelled_by_its_network():
     assert (labeller(data.X.to_numpy()) == data.y.to_numpy()).mean() > 0.99  # only the 4-decimal rounding differs
     assert 0.35 < data.y.mean() < 0.65
     assert ((data.X.abs() <= 2).all()).all()
+
+
+def test_quantise_maps_the_range_to_levels():
+    data = load("digits", levels=10)
+    assert data.X.to_numpy().min() == 0 and data.X.to_numpy().max() == 9
+    assert data.X.dtypes.map(lambda t: t.kind == "i").all() and "quantised to 10 levels" in data.source
+    raw = load("digits")
+    assert (data.X.to_numpy() == np.rint(raw.X.to_numpy() / 16 * 9)).all()  # digits range over 0..16
+    with pytest.raises(ValueError, match="levels must be between 2 and 1000"):
+        load("digits", levels=1)

@@ -511,3 +511,9 @@ def test_pixels_style_is_the_papers_image_prompt():
     assert template.prompts(frame) == ["Given image with pixels 0 255 7, What is this digit?###",
                                        "Given image with pixels 12 3 0, What is this digit?###"]
     assert template.parse(template.answer(1)) == 1
+
+
+def test_pixels_without_separator_cost_one_token_each():
+    frame = pd.DataFrame({f"p{i}": [i % 10] for i in range(12)})
+    template = Template(style="pixels", pixel_separator="").bind(frame, task="classification", classes=[0])
+    assert template.prompts(frame) == ["Given image with pixels 012345678901, What is this digit?###"]
