@@ -84,16 +84,22 @@ def _numeric(X_train: pd.DataFrame, *others: pd.DataFrame):
 def select_on_validation(estimator, grid: dict, X_train, y_train, X_val, y_val,
                          score: Callable[[np.ndarray, np.ndarray], float]):
     """Fit every grid point on train, keep the one with the best validation score (higher is better)."""
-    best, best_score = None, -np.inf
+    best, best_score, errors = None, -np.inf, []
     keys = list(grid)
     for values in itertools.product(*[grid[k] for k in keys]) if keys else [()]:
         candidate = clone(estimator).set_params(**dict(zip(keys, values)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            candidate.fit(X_train, y_train)
-        value = score(y_val, candidate.predict(X_val))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                candidate.fit(X_train, y_train)
+                value = score(y_val, candidate.predict(X_val))
+        except ValueError as error:  # a grid point that does not fit this data, e.g. k > rows for KNN
+            errors.append(f"{dict(zip(keys, values))}: {error}")
+            continue
         if value > best_score:
             best, best_score = candidate, value
+    if best is None:
+        raise ValueError(f"No setting of {type(estimator).__name__} could be fitted: {'; '.join(errors[:3])}")
     return best
 
 

@@ -123,3 +123,16 @@ def test_fit_best_picks_on_validation_and_predicts_codes():
     assert metrics.accuracy(codes, model.predict(X_test)) > 0.8
     with pytest.raises(ValueError, match="Unknown baseline 'nope'"):
         baselines.fit_best("nope", part)
+
+
+def test_grid_points_that_do_not_fit_small_data_are_skipped():
+    """With 10 training rows, KNN's k = 15 cannot fit: the other k values are tried, the impossible one skipped."""
+    part = split(load("iris"))
+    from dataclasses import replace
+
+    tiny = replace(part, X_train=part.X_train.head(10), y_train=part.y_train.head(10))
+    model = baselines.fit_best("knn", tiny)
+    assert model.get_params()["kneighborsclassifier__n_neighbors"] <= 10
+    with pytest.raises(ValueError, match="No setting of"):
+        baselines.select_on_validation(KNeighborsClassifier(), {"n_neighbors": [50]}, part.X_train.head(10),
+                                       part.y_train.head(10), part.X_val, part.y_val, metrics.accuracy)
