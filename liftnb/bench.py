@@ -1,6 +1,6 @@
 """Benchmark: liftnb's fine-tuning and prediction against the pipeline users would otherwise write.
 
-    python -m liftnb.bench            # full: Iris 120 rows, reference 3 epochs, 3 repeats (~15 min on 2 cores)
+    python -m liftnb.bench            # full: Iris 120 rows, every variant, 3 repeats (~25 min on 2 cores)
     python -m liftnb.bench --quick    # smoke run (< 5 min): fewer rows and epochs, 1 repeat
 
 Every variant runs in its own subprocess (so peak RSS is its own), one after another (never two at once: two

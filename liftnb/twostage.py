@@ -72,7 +72,6 @@ def experiment(profile: str = "quick", cache=None, log=print) -> pd.DataFrame:
                 return {"metrics": compare_stages(n, stage_one(pretext), test, seed=seed)}
             key = {"experiment": "two_stage", "pretext": fingerprint({"X": pretext.X, "y": pretext.y}), "n": n,
                    "seed": seed}
-            result = cached_piece("two_stage", profile, f"n={n} seed={seed}", key | {"seed": seed}, compute,
-                                  cache=cache, log=log)
+            result = cached_piece("two_stage", profile, f"n={n} seed={seed}", key, compute, cache=cache, log=log)
             rows.append({**result["metrics"], "seed": seed})
     return pd.DataFrame(rows)
