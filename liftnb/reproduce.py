@@ -274,14 +274,14 @@ def git_commit() -> str:
         return "unknown"
 
 
-def execute(run: Run, profile: str) -> tuple[pd.DataFrame, dict]:
+def execute(run: Run, profile: str, data: datasets.Dataset | None = None) -> tuple[pd.DataFrame, dict]:
     """Fit LIFT and the baselines for one run: (one row per method with provenance columns, extras).
 
     extras holds what a figure needs beyond the metrics: for 1-D regression, every method's curve on a grid."""
     from .models import EMBEDDED
 
     started = time.perf_counter()
-    data = run.data()
+    data = run.data() if data is None else data  # run() has loaded it already for the cache key
     part = run.part(data)
     lift = {"verbose": 0, "random_state": run.seed, **dict(run.lift)}
     template_settings = dict(run.template)
@@ -412,9 +412,10 @@ def run(experiment: str, profile: str = "quick", datasets_: list[str] | None = N
     for number, item in enumerate(runs, 1):
         data = item.data()
         started = time.perf_counter()
-        def compute(item=item):
-            table, extras = execute(item, profile)
-            return {"table": table.to_dict(orient="list"), "extras": extras}
+
+        def compute(item=item, data=data):
+            table, figures = execute(item, profile, data)
+            return {"table": table.to_dict(orient="list"), "extras": figures}
 
         stored, cached = cache.get_or_compute(item.key(data), compute)
         extras[(item.dataset, item.variant, item.seed)] = stored.get("extras", {})

@@ -31,7 +31,7 @@ def test_unknown_experiment_profile_or_dataset_is_named():
 
 
 def _fake_execute(calls):
-    def execute(run, profile):
+    def execute(run, profile, data=None):
         calls.append((run.dataset, run.seed))
         rows = [("lift_score", 0.9, 0.0), ("majority", 0.4, float("nan")), ("logreg", 0.95, float("nan"))]
         table = pd.DataFrame(rows, columns=["method", "accuracy", "invalid_rate"])
