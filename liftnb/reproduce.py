@@ -227,13 +227,15 @@ def feature_names_plan(profile: str = "quick") -> list[Run]:
 
 
 def pretraining_plan(profile: str = "quick") -> list[Run]:
-    """The pretrained model vs the same architecture randomly initialised; accuracy vs training-set size (07)."""
+    """The pretrained model vs the same architecture randomly initialised or with its pretrained weights shuffled;
+    accuracy vs training-set size (07)."""
     quick = profile == "quick"
     table = {}
     for name in (["iris", "tae"] if quick else ["iris", "wine", "tae", "blobs", "moons", "customers"]):
         rows = _synthetic_rows(name, profile)
         table[(name, "pretrained")] = _as_in_table(name, rows)  # notebook 02's run
         table[(name, "random init")] = {"rows": rows, "lift": {"model": "smollm2:random"}, "baselines": ()}
+        table[(name, "shuffled weights")] = {"rows": rows, "lift": {"model": "smollm2:shuffled"}, "baselines": ()}
     for name in (["iris"] if quick else ["iris", "wine", "blobs"]):
         rows = _synthetic_rows(name, profile)
         for fraction in ((0.1, 0.25, 0.5) if quick else (0.05, 0.1, 0.2, 0.5)):
@@ -548,7 +550,8 @@ def run_other(experiment: str, profile: str) -> None:
         for name in halfimage.image_sets(profile):
             halfimage.half_image_run(name, profile)
     elif experiment == "two_stage":
-        twostage.experiment(profile)
+        for task in twostage.TASKS:
+            twostage.experiment(profile, task)
     elif experiment == "icl_calibration":
         for name, k in icl.ICL_SETS[profile].items():
             icl.icl_run(name, k, profile)
@@ -560,6 +563,22 @@ def run_other(experiment: str, profile: str) -> None:
 OTHER_EXPERIMENTS = ("half_image", "two_stage", "icl_calibration")
 
 
+def other_pieces(experiment: str, profile: str) -> list[str]:
+    """What run_other computes for an experiment and profile, one line per piece (for --list)."""
+    from . import halfimage, icl, twostage
+
+    if experiment == "half_image":
+        return [f"{name}: {train} training images, {test} test images, {epochs} epochs ({options})"
+                for name, (options, train, test, epochs) in halfimage.image_sets(profile).items()]
+    if experiment == "two_stage":
+        return [f"{task} n={n} seed={seed}: one stage and two stages" for task in twostage.TASKS
+                for seed in twostage.SEEDS[profile] for n in twostage.SIZES[profile]]
+    if experiment == "icl_calibration":
+        return [*(f"icl {name} k={k}: in context vs LIFT on the same k" for name, k in icl.ICL_SETS[profile].items()),
+                "calibration: {} {} rows".format(*icl.CALIBRATION_SET[profile])]
+    raise ValueError(f"Unknown experiment {experiment!r}.")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m liftnb.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("experiment", choices=[*PLANS, *OTHER_EXPERIMENTS])
@@ -568,7 +587,12 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int)
     parser.add_argument("--list", action="store_true", help="print the plan and exit")
     args = parser.parse_args(argv)
+    if args.experiment in OTHER_EXPERIMENTS and args.list:
+        print("\n".join(other_pieces(args.experiment, args.profile)))
+        return
     if args.experiment in OTHER_EXPERIMENTS:
+        if args.datasets or args.seeds:
+            parser.error(f"--datasets and --seeds apply to the table experiments, not {args.experiment!r}")
         import torch
 
         torch.set_flush_denormal(True)

@@ -95,3 +95,22 @@ def test_two_stage_data_and_model_export(tmp_path):
     for name, value in exported.named_parameters():
         if name in trained and trained[name].requires_grad:
             np.testing.assert_allclose(value.detach().numpy(), trained[name].detach().float().numpy(), rtol=1e-6)
+
+
+def test_two_stage_classification_task_and_comparison(tmp_path, monkeypatch):
+    target = twostage.cluster_task(30, seed=0)
+    assert target.task == "classification" and (target.y.value_counts().sort_index() == 10).all()
+    np.testing.assert_allclose(target.X.groupby(target.y).mean().to_numpy(), twostage.CLUSTER_CENTRES, atol=2.5)
+    pretext = twostage.pretext_clusters(n_tasks=3, rows_per_task=6)
+    assert len(pretext.y) == 18 and pretext.task == "classification" and list(pretext.X.columns) == ["x1", "x2"]
+    assert set(pretext.y[:6]) == {0, 1, 2}  # every pretext problem has all three clusters
+    monkeypatch.setattr(twostage, "cache_dir", lambda: tmp_path)
+    settings = dict(epochs=1, batch_size=16, precision="fp32", train_layers=1)
+    folder = twostage.stage_one(pretext, **{**settings, "model": TINY_RANDOM})
+    assert (tmp_path / folder).joinpath("config.json").exists()
+    assert twostage.stage_one(pretext, **{**settings, "model": TINY_RANDOM}) == folder  # cached, not refitted
+    out = twostage.compare_stages(6, folder, twostage.cluster_task(12, seed=5), **settings)
+    assert out["n"] == 6 and 0 <= out["accuracy_one_stage"] <= 1 and 0 <= out["accuracy_two_stage"] <= 1
+    assert "invalid_one_stage" not in out  # label scoring always answers a class
+    with pytest.raises(ValueError, match="Unknown task 'ranking'"):
+        twostage.experiment("quick", task="ranking")

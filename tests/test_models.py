@@ -4,7 +4,7 @@ import time
 import pytest
 import torch
 
-from liftnb.models import EMBEDDED_RANDOM, ModelLoadError, embedded_model_dir, load_lm
+from liftnb.models import EMBEDDED_RANDOM, EMBEDDED_SHUFFLED, ModelLoadError, embedded_model_dir, load_lm
 
 
 def test_embedded_model_loads_fast_from_the_converted_cache():
@@ -32,6 +32,17 @@ def test_random_same_architecture_differs_from_pretrained():
     random_model, _ = load_lm(EMBEDDED_RANDOM, device="cpu")
     assert pretrained.config.num_hidden_layers == random_model.config.num_hidden_layers
     assert not torch.equal(pretrained.get_input_embeddings().weight, random_model.get_input_embeddings().weight)
+
+
+def test_shuffled_weights_keep_each_tensors_values_but_not_their_order():
+    pretrained, _ = load_lm(device="cpu")
+    shuffled, _ = load_lm(EMBEDDED_SHUFFLED, device="cpu")
+    for (name, before), after in zip(pretrained.named_parameters(), shuffled.parameters()):
+        assert torch.equal(before.flatten().sort().values, after.flatten().sort().values), name
+    embeddings = pretrained.get_input_embeddings().weight
+    assert (embeddings != shuffled.get_input_embeddings().weight).float().mean() > 0.9
+    again, _ = load_lm(EMBEDDED_SHUFFLED, device="cpu")
+    assert torch.equal(again.get_input_embeddings().weight, shuffled.get_input_embeddings().weight)  # seeded
 
 
 def test_unloadable_model_names_the_problem_and_the_offline_fix(tmp_path):
