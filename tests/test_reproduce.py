@@ -30,6 +30,26 @@ def test_unknown_experiment_profile_or_dataset_is_named():
         reproduce.run("classification", "quick", datasets_=["spambase"], cache=ResultsCache("/nonexistent"))
 
 
+def test_list_prints_the_pieces_of_notebooks_08_to_10_without_running_them(capsys, monkeypatch):
+    monkeypatch.setattr(reproduce, "run_other", lambda *a: pytest.fail("--list must not run anything"))
+    reproduce.main(["two_stage", "--profile", "full", "--list"])
+    pieces = capsys.readouterr().out.splitlines()
+    assert len(pieces) == 2 * 3 * 3 and "classification n=200 seed=2: one stage and two stages" in pieces
+    reproduce.main(["icl_calibration", "--list"])
+    assert "icl tae k=9" in capsys.readouterr().out
+    reproduce.main(["half_image", "--profile", "full", "--list"])
+    assert "mnist14: 1500 training images" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        reproduce.main(["half_image", "--seeds", "1"])
+    assert "--datasets and --seeds apply to the table experiments" in capsys.readouterr().err
+
+
+def test_pretraining_plan_has_both_controls():
+    variants = {r.variant: dict(r.lift).get("model") for r in reproduce.plan("pretraining", "quick")}
+    assert variants["random init"] == "smollm2:random" and variants["shuffled weights"] == "smollm2:shuffled"
+    assert variants["pretrained"] is None
+
+
 def _fake_execute(calls):
     def execute(run, profile, data=None):
         calls.append((run.dataset, run.seed))
