@@ -44,6 +44,15 @@ def test_list_prints_the_pieces_of_notebooks_08_to_10_without_running_them(capsy
     assert "--datasets and --seeds apply to the table experiments" in capsys.readouterr().err
 
 
+def test_two_stage_command_runs_both_target_tasks(monkeypatch):
+    from liftnb import twostage
+
+    calls = []
+    monkeypatch.setattr(twostage, "experiment", lambda profile, task: calls.append((profile, task)))
+    reproduce.run_other("two_stage", "full")
+    assert calls == [("full", "regression"), ("full", "classification")]
+
+
 def test_pretraining_plan_has_both_controls():
     variants = {r.variant: dict(r.lift).get("model") for r in reproduce.plan("pretraining", "quick")}
     assert variants["random init"] == "smollm2:random" and variants["shuffled weights"] == "smollm2:shuffled"
