@@ -2,6 +2,7 @@
 
     python -m liftnb.reproduce classification --profile full            # every (data set, seed) not done yet
     python -m liftnb.reproduce classification --profile full --datasets iris wine --seeds 0
+    python -m liftnb.reproduce regression --profile full --variants p=1 --seeds 0
     python -m liftnb.reproduce classification --profile quick --list    # the plan, with each run's size
 
 Experiments (notebooks): classification (02), boundaries (03), regression (04), robustness (05), feature_names (06),
@@ -400,17 +401,18 @@ def _write_results(table: pd.DataFrame, path: Path) -> None:
 
 def run(experiment: str, profile: str = "quick", datasets_: list[str] | None = None, seeds: list[int] | None = None,
         cache: ResultsCache | None = None, results_folder: Path | None = None, write_csv: bool = True,
-        log=print) -> pd.DataFrame:
-    """Every planned run (or the chosen data sets/seeds), from the cache where finished; returns all rows.
+        log=print, variants: list[str] | None = None) -> pd.DataFrame:
+    """Every planned run (or the chosen data sets/seeds/variants), from the cache where finished; returns all rows.
 
     With write_csv, each finished run is merged into results/<experiment>_<profile>.csv as it completes."""
     cache = cache or ResultsCache()
-    runs = [r for r in plan(experiment, profile)
-            if (datasets_ is None or r.dataset in datasets_) and (seeds is None or r.seed in seeds)]
-    if datasets_:
-        unknown = set(datasets_) - {r.dataset for r in plan(experiment, profile)}
+    planned = plan(experiment, profile)
+    for chosen, field in ((datasets_, "dataset"), (variants, "variant")):
+        unknown = set(chosen or ()) - {getattr(r, field) for r in planned}
         if unknown:
-            raise ValueError(f"{sorted(unknown)} are not in the {profile} plan of {experiment!r}.")
+            raise ValueError(f"{sorted(unknown)} are not {field}s in the {profile} plan of {experiment!r}.")
+    runs = [r for r in planned if (datasets_ is None or r.dataset in datasets_) and (seeds is None or r.seed in seeds)
+            and (variants is None or r.variant in variants)]
     tables, extras = [], {}
     for number, item in enumerate(runs, 1):
         data = item.data()
@@ -586,14 +588,15 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", choices=PROFILES, default="quick")
     parser.add_argument("--datasets", nargs="+")
     parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--variants", nargs="+", help='e.g. "p=1" (regression) or "random init" (pretraining)')
     parser.add_argument("--list", action="store_true", help="print the plan and exit")
     args = parser.parse_args(argv)
     if args.experiment in OTHER_EXPERIMENTS and args.list:
         print("\n".join(other_pieces(args.experiment, args.profile)))
         return
     if args.experiment in OTHER_EXPERIMENTS:
-        if args.datasets or args.seeds:
-            parser.error(f"--datasets and --seeds apply to the table experiments, not {args.experiment!r}")
+        if args.datasets or args.seeds or args.variants:
+            parser.error(f"--datasets, --seeds and --variants apply to the table experiments, not {args.experiment!r}")
         import torch
 
         torch.set_flush_denormal(True)
@@ -608,7 +611,7 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_flush_denormal(True)
-    results = run(args.experiment, args.profile, args.datasets, args.seeds)
+    results = run(args.experiment, args.profile, args.datasets, args.seeds, variants=args.variants)
     print(summary(results).to_string())
     print("written:", results_path(args.experiment, args.profile))
 

@@ -26,8 +26,10 @@ def test_unknown_experiment_profile_or_dataset_is_named():
         reproduce.plan("nope")
     with pytest.raises(ValueError, match="profile"):
         reproduce.plan("classification", "medium")
-    with pytest.raises(ValueError, match="not in the quick plan"):
+    with pytest.raises(ValueError, match="not datasets in the quick plan"):
         reproduce.run("classification", "quick", datasets_=["spambase"], cache=ResultsCache("/nonexistent"))
+    with pytest.raises(ValueError, match=r"\['p=3'\] are not variants in the full plan of 'regression'"):
+        reproduce.run("regression", "full", variants=["p=3"], cache=ResultsCache("/nonexistent"))
 
 
 def test_list_prints_the_pieces_of_notebooks_08_to_10_without_running_them(capsys, monkeypatch):
@@ -41,7 +43,7 @@ def test_list_prints_the_pieces_of_notebooks_08_to_10_without_running_them(capsy
     assert "mnist14: 1500 training images" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         reproduce.main(["half_image", "--seeds", "1"])
-    assert "--datasets and --seeds apply to the table experiments" in capsys.readouterr().err
+    assert "--datasets, --seeds and --variants apply to the table experiments" in capsys.readouterr().err
 
 
 def test_two_stage_command_runs_both_target_tasks(monkeypatch):
@@ -89,6 +91,10 @@ def test_run_caches_each_piece_and_merges_the_results_file(tmp_path, monkeypatch
     assert len(written) == 6  # no duplicated rows for iris
     for column in ("git_commit", "date", "profile", "seed"):
         assert column in written
+    calls.clear()
+    reproduce.run("regression", "full", datasets_=["linear"], seeds=[0], variants=["p=1"], cache=cache,
+                  results_folder=tmp_path, log=lambda *_: 0)
+    assert calls == [("linear", 0)]  # p=2 and seeds 1, 2 left out
 
 
 def test_beside_paper_puts_the_papers_numbers_next_to_ours():
