@@ -100,6 +100,24 @@ def compare_stages(n: int, stage_one_model: str, test: Dataset, seed: int = 0, *
     return out
 
 
+def logistic_reference(profile: str = "quick") -> pd.Series:
+    """Test accuracy of logistic regression on the classification target's n rows (mean over the profile's seeds),
+    and of the nearest true centre as n = "oracle": what the few-shot LIFT numbers should be read against."""
+    from sklearn.linear_model import LogisticRegression
+
+    test = cluster_task(100, seed=999)
+    out = {}
+    for n in SIZES[profile]:
+        scores = []
+        for seed in SEEDS[profile]:
+            train = cluster_task(n, seed=seed + 1)  # the rows compare_stages trains on
+            scores.append(LogisticRegression(max_iter=1000).fit(train.X, train.y).score(test.X, test.y))
+        out[n] = float(np.mean(scores))
+    nearest = ((test.X.to_numpy()[:, None, :] - CLUSTER_CENTRES[None]) ** 2).sum(-1).argmin(1)
+    out["oracle"] = float((nearest == test.y.to_numpy()).mean())
+    return pd.Series(out, name="logistic regression")
+
+
 def experiment(profile: str = "quick", task: str = "regression", cache=None, log=print) -> pd.DataFrame:
     """Error vs n for one- and two-stage fine-tuning on one target task (cached pieces; provenance CSV in the
     full profile)."""

@@ -114,3 +114,9 @@ def test_two_stage_classification_task_and_comparison(tmp_path, monkeypatch):
     assert "invalid_one_stage" not in out  # label scoring always answers a class
     with pytest.raises(ValueError, match="Unknown task 'ranking'"):
         twostage.experiment("quick", task="ranking")
+
+
+def test_logistic_reference_reads_the_same_rows_and_the_oracle_is_near_perfect():
+    reference = twostage.logistic_reference("quick")
+    assert list(reference.index) == [10, 50, "oracle"]
+    assert reference["oracle"] > 0.9 and (reference.drop("oracle") > 0.5).all()
