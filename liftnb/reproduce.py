@@ -612,7 +612,7 @@ def main(argv=None) -> None:
 
     torch.set_flush_denormal(True)
     results = run(args.experiment, args.profile, args.datasets, args.seeds, variants=args.variants)
-    print(summary(results).to_string())
+    print(summary(results, "accuracy" if "accuracy" in results else "rae").to_string())
     print("written:", results_path(args.experiment, args.profile))
 
 

@@ -46,6 +46,19 @@ def test_list_prints_the_pieces_of_notebooks_08_to_10_without_running_them(capsy
     assert "--datasets, --seeds and --variants apply to the table experiments" in capsys.readouterr().err
 
 
+def test_command_prints_the_regression_summary_in_rae(tmp_path, monkeypatch, capsys):
+    def execute(run, profile, data=None):
+        table = pd.DataFrame({"method": ["lift", "polynomial"], "rae": [0.12, 0.09], "dataset": run.dataset,
+                              "variant": run.variant, "seed": run.seed})
+        return table, {}
+    monkeypatch.setattr(reproduce, "execute", execute)
+    monkeypatch.setattr(reproduce, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(reproduce, "ResultsCache", lambda: ResultsCache(tmp_path / "cache"))
+    reproduce.main(["regression", "--datasets", "linear"])
+    out = capsys.readouterr().out
+    assert "0.120" in out and "regression_quick.csv" in out
+
+
 def test_two_stage_command_runs_both_target_tasks(monkeypatch):
     from liftnb import twostage
 
