@@ -4,6 +4,8 @@ Two target tasks: the paper's regression y = 0.2·x1 + 0.4·x2 (pretext: random 
 classification task, three Gaussian clusters (pretext: random three-cluster problems)."""
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -65,9 +67,22 @@ def pretext_clusters(n_tasks: int = 20, rows_per_task: int = 20, seed: int = 100
                    source=f"{n_tasks} random 3-cluster problems x {rows_per_task} rows, seed={seed}")
 
 
-# task -> (target maker, pretext maker, estimator, metric); the metric is lower-better for regression only
-TASKS = {"regression": (target_task, pretext_tasks, LIFTRegressor, "rmse"),
-         "classification": (cluster_task, pretext_clusters, LIFTClassifier, "accuracy")}
+class Task(NamedTuple):
+    """A two-stage target task: how to make its rows and its pretext rows, the estimator, the test metric."""
+
+    target: Callable[..., Dataset]
+    pretext: Callable[..., Dataset]
+    estimator: type
+    metric: str  # a liftnb.metrics function: rmse (lower is better) or accuracy
+
+
+TASKS = {"regression": Task(target_task, pretext_tasks, LIFTRegressor, "rmse"),
+         "classification": Task(cluster_task, pretext_clusters, LIFTClassifier, "accuracy")}
+
+
+def held_out_rows(task: str) -> Dataset:
+    """The fixed 100 test rows of a task's target."""
+    return TASKS[task].target(100, seed=999)
 
 
 SIZES = {"quick": (10, 50), "full": (10, 50, 200)}  # target training rows n
@@ -78,8 +93,7 @@ def stage_one(pretext: Dataset, epochs: int = 2, **params) -> str:
     """Fine-tune the embedded model on the pretext data once and export it; returns its folder (cached on disk)."""
     folder = cache_dir() / f"two-stage-{fingerprint({'X': pretext.X, 'y': pretext.y, 'epochs': epochs, **params})[:16]}"
     if not (folder / "config.json").exists():
-        estimator_class = TASKS[pretext.task][2]
-        estimator = estimator_class(epochs=epochs, verbose=0, **params).fit(pretext.X, pretext.y)
+        estimator = TASKS[pretext.task].estimator(epochs=epochs, verbose=0, **params).fit(pretext.X, pretext.y)
         estimator.export_model(folder)
     return str(folder)
 
@@ -87,13 +101,13 @@ def stage_one(pretext: Dataset, epochs: int = 2, **params) -> str:
 def compare_stages(n: int, stage_one_model: str, test: Dataset, seed: int = 0, **params) -> dict:
     """Test error (RMSE, or accuracy for classification) of fine-tuning on n target rows from the pretrained model
     (one stage) and from the pretext-tuned model (two stages), with the same settings."""
-    make_target, _, estimator_class, metric = TASKS[test.task]
-    train = make_target(n, seed=seed + 1)
+    task = TASKS[test.task]
+    train = task.target(n, seed=seed + 1)
     out = {"n": n}
     for name, model in (("one_stage", None), ("two_stage", stage_one_model)):
-        estimator = estimator_class(model=model, verbose=0, random_state=seed, **params).fit(train.X, train.y)
+        estimator = task.estimator(model=model, verbose=0, random_state=seed, **params).fit(train.X, train.y)
         predicted = estimator.predict(test.X)
-        out[f"{metric}_{name}"] = getattr(metrics, metric)(test.y, predicted)
+        out[f"{task.metric}_{name}"] = getattr(metrics, task.metric)(test.y, predicted)
         if test.task == "regression":
             out[f"invalid_{name}"] = estimator.invalid_rate_
         out[f"seconds_{name}"] = estimator.history_.seconds
@@ -105,7 +119,7 @@ def logistic_reference(profile: str = "quick") -> pd.Series:
     and of the nearest true centre as n = "oracle": what the few-shot LIFT numbers should be read against."""
     from sklearn.linear_model import LogisticRegression
 
-    test = cluster_task(100, seed=999)
+    test = held_out_rows("classification")
     out = {}
     for n in SIZES[profile]:
         scores = []
@@ -125,10 +139,9 @@ def experiment(profile: str = "quick", task: str = "regression", cache=None, log
 
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; choose from {sorted(TASKS)}.")
-    make_target, make_pretext, _, _ = TASKS[task]
     sizes, seeds = SIZES[profile], SEEDS[profile]
-    pretext = make_pretext(n_tasks=20, rows_per_task=20 if profile == "quick" else 50)
-    test = make_target(100, seed=999)
+    pretext = TASKS[task].pretext(n_tasks=20, rows_per_task=20 if profile == "quick" else 50)
+    test = held_out_rows(task)
     prefix = "" if task == "regression" else f"{task} "  # regression pieces keep the names they were cached under
     rows = []
     for seed in seeds:
