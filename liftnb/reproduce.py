@@ -458,8 +458,11 @@ def notebook_results(experiment: str, profile: str, log=print) -> pd.DataFrame:
     return merged
 
 
-def summary(results: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
-    """Mean ± std over seeds: data sets (and variants) as rows, methods as columns (strings like '0.967 ± 0.012')."""
+def summary(results: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Mean ± std over seeds: data sets (and variants) as rows, methods as columns (strings like '0.967 ± 0.012').
+
+    metric defaults to accuracy where the results have it (classification), RAE otherwise (regression)."""
+    metric = metric or ("accuracy" if "accuracy" in results else "rae")
     rows = ["dataset", "variant"] if "variant" in results and (results["variant"].fillna("") != "").any() else ["dataset"]
     grouped = results.groupby([*rows, "method"], sort=False)[metric].agg(["mean", "std", "count"])
     text = grouped.apply(lambda r: f"{r['mean']:.3f}" + (f" ± {r['std']:.3f}" if r["count"] > 1 else ""), axis=1)
@@ -612,7 +615,7 @@ def main(argv=None) -> None:
 
     torch.set_flush_denormal(True)
     results = run(args.experiment, args.profile, args.datasets, args.seeds, variants=args.variants)
-    print(summary(results, "accuracy" if "accuracy" in results else "rae").to_string())
+    print(summary(results).to_string())
     print("written:", results_path(args.experiment, args.profile))
 
 
