@@ -128,9 +128,10 @@ class Template:
             if not len(values):
                 continue
             digits = self.precision if self.precision != "auto" else self._decimals.get(str(c), self.max_precision)
-            lost = 0.0 if str(c) in self._integer_columns else float(np.mean(np.round(values, digits) == 0))
-            if lost > 0:
-                warnings.warn(f"Column {c!r}: {lost:.0%} of its non-zero values print as 0 with {digits} decimals; "
+            lost = 0 if str(c) in self._integer_columns else int(np.sum(np.round(values, digits) == 0))
+            if lost:
+                warnings.warn(f"Column {c!r}: {lost} of its {len(values)} non-zero values ({lost / len(values):.1%}) "
+                              f"print as 0 with {digits} decimals; "
                               f"rescale it or raise precision/max_precision.", UserWarning, stacklevel=3)
             if values.max() >= 1e9:
                 warnings.warn(f"Column {c!r} reaches {values.max():.3g}: it prints as "

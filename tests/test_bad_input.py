@@ -47,7 +47,7 @@ def test_tiny_and_huge_numbers_warn_instead_of_surprising():
     with pytest.warns(UserWarning) as caught:
         template = Template().bind(frame)
     messages = " ".join(str(w.message) for w in caught)
-    assert "'tiny': 100% of its non-zero values print as 0" in messages
+    assert "'tiny': 3 of its 3 non-zero values (100.0%) print as 0" in messages
     assert "'huge' reaches" in messages
     assert "e+" not in template.prompt(frame.iloc[0])  # no scientific notation sneaks into the prompt
 
