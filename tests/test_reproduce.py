@@ -1,6 +1,9 @@
 """The resumable reproduction command: plans, caching, results files with provenance, the paper table."""
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -72,6 +75,23 @@ def test_pretraining_plan_has_both_controls():
     variants = {r.variant: dict(r.lift).get("model") for r in reproduce.plan("pretraining", "quick")}
     assert variants["random init"] == "smollm2:random" and variants["shuffled weights"] == "smollm2:shuffled"
     assert variants["pretrained"] is None
+
+
+def test_feature_name_sentences_use_every_column_and_templates_share_their_rows():
+    from liftnb.templates import Template
+
+    runs = [r for r in reproduce.plan("feature_names", "full") if r.seed == 0]
+    for name in ("iris", "tae", "cmc", "vehicle"):
+        sentence = next(r for r in runs if r.dataset == name and r.variant == "sentence")
+        data = sentence.data()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a column the sentence forgets is a warning
+            prompt = Template(style="custom", **dict(sentence.template)).bind(data.X).prompt(data.X.iloc[0])
+        assert "{" not in prompt and str(data.X.iloc[0, 0]) in prompt
+        assert len({r.rows for r in runs if r.dataset == name}) == 1, name  # every template sees the same rows
+    table_runs = {(r.dataset, r.seed): r for r in reproduce.plan("classification", "full")}
+    wine = next(r for r in runs if r.dataset == "wine" and r.variant == "no_names")
+    assert replace(wine, experiment="", variant="") == replace(table_runs[("wine", 0)], experiment="", variant="")
 
 
 def _fake_execute(calls):
