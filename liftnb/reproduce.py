@@ -227,7 +227,7 @@ SENTENCES = {
 }
 
 
-# With names, CMC's rows take 96 tokens and Vehicle's 248: on all rows the four templates would cost 1-2 h a data set
+# With names, CMC's rows take 123 tokens and Vehicle's 245: on all rows the four templates would cost 1-2 h a data set
 # and seed on 2 cores, so the ablation runs on a stratified subsample of each (the same rows for every template).
 _FEATURE_NAMES_ROWS = {"cmc": 500, "vehicle": 300}
 
