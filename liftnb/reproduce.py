@@ -525,7 +525,8 @@ def regression_beside_paper(results: pd.DataFrame) -> pd.DataFrame:
     from . import paper
 
     reported = paper.regression_rae()
-    means = results.groupby(["dataset", "variant", "method"])[["rae", "rae_unfiltered", "rmse"]].mean()  # sorted: fast .loc
+    # sorted index (groupby's default): .loc on a prefix of an unsorted MultiIndex warns on every call
+    means = results.groupby(["dataset", "variant", "method"])[["rae", "rae_unfiltered", "rmse"]].mean()
     rows = []
     for (dataset, variant), group in results.groupby(["dataset", "variant"], sort=False):
         mine = means.loc[(dataset, variant)]
