@@ -85,6 +85,11 @@ def held_out_rows(task: str) -> Dataset:
     return TASKS[task].target(100, seed=999)
 
 
+def training_rows(task: str, n: int, seed: int) -> Dataset:
+    """The n target rows a run with this seed trains on."""
+    return TASKS[task].target(n, seed=seed + 1)
+
+
 SIZES = {"quick": (10, 50), "full": (10, 50, 200)}  # target training rows n
 SEEDS = {"quick": (0,), "full": (0, 1, 2)}
 
@@ -102,7 +107,7 @@ def compare_stages(n: int, stage_one_model: str, test: Dataset, seed: int = 0, *
     """Test error (RMSE, or accuracy for classification) of fine-tuning on n target rows from the pretrained model
     (one stage) and from the pretext-tuned model (two stages), with the same settings."""
     task = TASKS[test.task]
-    train = task.target(n, seed=seed + 1)
+    train = training_rows(test.task, n, seed)
     out = {"n": n}
     for name, model in (("one_stage", None), ("two_stage", stage_one_model)):
         estimator = task.estimator(model=model, verbose=0, random_state=seed, **params).fit(train.X, train.y)
@@ -124,7 +129,7 @@ def logistic_reference(profile: str = "quick") -> pd.Series:
     for n in SIZES[profile]:
         scores = []
         for seed in SEEDS[profile]:
-            train = cluster_task(n, seed=seed + 1)  # the rows compare_stages trains on
+            train = training_rows("classification", n, seed)
             scores.append(LogisticRegression(max_iter=1000).fit(train.X, train.y).score(test.X, test.y))
         out[n] = float(np.mean(scores))
     nearest = ((test.X.to_numpy()[:, None, :] - CLUSTER_CENTRES[None]) ** 2).sum(-1).argmin(1)
