@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 demo: setup
-	$(PY) -m liftnb.demo
+	$(PY) -m liftnb.paper.demo
 
 # The browser test drives JupyterLab in Debian's Chromium; without it (or without root/apt) that one test skips.
 browser:

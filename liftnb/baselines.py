@@ -103,7 +103,7 @@ def select_on_validation(estimator, grid: dict, X_train, y_train, X_val, y_val,
     return best
 
 
-def _encoded(split, task: str):
+def encoded(split, task: str):
     """Numeric feature matrices and (for classification) targets coded 0..C-1, as every baseline wants them."""
     X_train, X_val, X_test = _numeric(split.X_train, split.X_val, split.X_test)
     y_train, y_val, y_test = (np.asarray(split.y_train), np.asarray(split.y_val), np.asarray(split.y_test))
@@ -122,7 +122,7 @@ def fit_best(name: str, split, task: str = "classification", seed: int = 0):
     if name not in catalogue:
         raise ValueError(f"Unknown baseline {name!r}; choose from {sorted(catalogue)}.")
     estimator, grid = catalogue[name]
-    (X_train, y_train), (X_val, y_val), _ = _encoded(split, task)
+    (X_train, y_train), (X_val, y_val), _ = encoded(split, task)
     score = metrics.accuracy if task == "classification" else (lambda t, p: -metrics.rmse(t, p))
     return select_on_validation(estimator, grid, X_train, y_train, X_val, y_val, score)
 
@@ -130,7 +130,7 @@ def fit_best(name: str, split, task: str = "classification", seed: int = 0):
 def evaluate(split, task: str = "classification", names: list[str] | None = None, seed: int = 0) -> pd.DataFrame:
     """Test metrics of every baseline on a Split, hyperparameters picked on its validation part."""
     catalogue = classifiers(seed) if task == "classification" else regressors(seed)
-    _, _, (X_test, y_test) = _encoded(split, task)
+    _, _, (X_test, y_test) = encoded(split, task)
     rows = []
     for name in names or list(catalogue):
         started = time.perf_counter()

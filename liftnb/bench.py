@@ -165,11 +165,11 @@ def _prompt_forward(model, tokenizer, prompts):
     """One batched forward pass over the prompts alone (the bound for label scoring)."""
     import torch
 
-    from .finetune import decoder_of
-    from .predict import _left_padded, model_autocast
+    from .finetune.surgery import decoder_of
+    from .predict import left_padded, model_autocast
 
     device = next(model.parameters()).device
-    ids, mask = _left_padded(tokenizer(list(prompts))["input_ids"], tokenizer.pad_token_id, device)
+    ids, mask = left_padded(tokenizer(list(prompts))["input_ids"], tokenizer.pad_token_id, device)
     with torch.no_grad(), model_autocast(model):
         hidden = decoder_of(model)(input_ids=ids, attention_mask=mask,
                                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).last_hidden_state

@@ -1,9 +1,16 @@
-"""A results cache: a finished fit's metrics, keyed by everything that determines them, reused instantly."""
+"""A results cache: a finished fit's metrics, keyed by everything that determines them, reused instantly.
+
+A key holds the data by content, every resolved setting, the model's identity, the library versions
+(`environment()`) and a fingerprint of the source that computes the result (`computing_code()`): change a
+default or a line of the learner and the run is computed again instead of served."""
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 import os
+import platform
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +37,69 @@ def fingerprint(value: Any) -> str:
     else:
         digest.update(repr(value).encode())
     return digest.hexdigest()
+
+
+PACKAGE = Path(__file__).resolve().parent
+# Core modules that display, time or key results without computing them; every other core module computes.
+NOT_COMPUTING = frozenset({"__init__.py", "widgets.py", "progress.py", "demo.py", "bench.py", "cache.py"})
+LEARNER = ("finetune", "models.py", "predict.py", "templates.py", "estimators.py")  # what trains and predicts
+VERSIONED = ("torch", "transformers", "peft", "accelerate", "numpy", "pandas", "scikit-learn", "xgboost", "scipy")
+
+
+def _normalized_source(path: Path) -> str:
+    """A module's code without comments, docstrings or layout: edits to those leave its fingerprint alone."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def source_fingerprint(*paths: str | Path, root: Path = PACKAGE) -> str:
+    """Hash of the normalized source of the given modules and packages (paths relative to `root`)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        path = root / path
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(str(file.relative_to(root)).encode())
+            digest.update(_normalized_source(file).encode())
+    return digest.hexdigest()[:16]
+
+
+def core_computing_modules(root: Path = PACKAGE) -> list[str]:
+    """The core library's modules and packages that compute results (the paper sub-package excluded)."""
+    return sorted(p.name for p in root.iterdir()
+                  if p.name not in NOT_COMPUTING and p.name != "paper" and p.name != "__pycache__"
+                  and (p.suffix == ".py" or (p / "__init__.py").exists()))
+
+
+@functools.lru_cache(maxsize=None)
+def computing_code() -> str:
+    """Fingerprint of the core code that computes a fit, its predictions, the baselines and the data."""
+    return source_fingerprint(*core_computing_modules())
+
+
+@functools.lru_cache(maxsize=None)
+def learner_code() -> str:
+    """Fingerprint of the learner alone (fine-tuning, models, prediction, templates, estimators): what a committed
+    result is compared with to say whether it is stale."""
+    return source_fingerprint(*LEARNER)
+
+
+@functools.lru_cache(maxsize=None)
+def environment() -> dict:
+    """Python and the versions of the libraries a result depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 class ResultsCache:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ._io import atomic_folder
-from .finetune import FitConfig, Trainer, encode, prepare_trainable
-from .models import load_lm
+from .atomic import atomic_folder
+from .finetune import FitConfig, prepare_text_training
+from .finetune.surgery import prepare_trainable, wants_bf16
+from .models import load_lm, resolve_device
 from .predict import generate_answers, number_token_ids, score_answers, softmax_rows
 from .templates import Template
 
@@ -103,6 +105,15 @@ class _LIFTBase(BaseEstimator):
                          lora=self.lora, train_layers=self.train_layers, precision=self.precision,
                          seed=int(self.random_state or 0), checkpoint_dir=self.checkpoint_dir)
 
+    def resolved_settings(self) -> dict:
+        """Every setting that determines a fit and its predictions, defaults filled in (what a result key needs)."""
+        params = {k: v for k, v in self.get_params().items() if k not in ("verbose", "callbacks", "checkpoint_dir")}
+        params["template"] = repr(params["template"])
+        params["device"] = resolve_device(self.device).type
+        config = self.fit_config()
+        return {"estimator": type(self).__name__, **params, "learning_rate_resolved": config.resolved_learning_rate(),
+                "fit_config": {k: v for k, v in asdict(config).items() if k != "checkpoint_dir"}}
+
     def _frame(self, X, fitting: bool) -> pd.DataFrame:
         if fitting:
             if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
@@ -122,36 +133,23 @@ class _LIFTBase(BaseEstimator):
             raise ValueError(f"X's columns {list(frame.columns)} differ from the columns seen in fit {self.columns_}.")
         return frame
 
-    def _callbacks(self):
-        callbacks = list(self.callbacks or [])
-        if self.verbose:
-            from .progress import default_progress
-            callbacks.append(default_progress())
-        return callbacks
-
     def _fit(self, frame: pd.DataFrame, targets, validation_data, validate_fn, resume=False):
         template = self.template if self.template is not None else Template()
         self.template_ = template.bind(frame, task=self._task, classes=getattr(self, "classes_", None))
-        model, self.tokenizer_ = load_lm(self.model, device=self.device)
-        examples = encode(self.tokenizer_, self.template_.prompts(frame),
-                          [self.template_.answer(t) for t in targets])
-        context = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
-        too_long = [(i, len(e.input_ids)) for i, e in zip(frame.index, examples) if context and len(e.input_ids) > context]
-        if too_long:
-            raise ValueError(f"{len(too_long)} row(s) need more tokens than the model's context of {context} "
-                             f"(e.g. row {too_long[0][0]}: {too_long[0][1]} tokens). Use fewer features, fewer "
-                             f"decimals, the no_names style, or a model with a longer context.")
-        trainer = Trainer(model, self.tokenizer_, self.fit_config(), callbacks=self._callbacks())
-        self.model_ = trainer.model
+        training = prepare_text_training(self.model, self.template_.prompts(frame),
+                                         [self.template_.answer(t) for t in targets], self.fit_config(),
+                                         device=self.device, callbacks=self.callbacks or (), verbose=self.verbose,
+                                         row_names=frame.index)
+        self.tokenizer_, self.model_ = training.tokenizer, training.trainer.model
         validate = None
         if validation_data is not None:
             X_val, y_val = validation_data
             validate = lambda: {"val_score": float(validate_fn(X_val, y_val))}  # noqa: E731
-        self.tokens_per_row_ = float(np.mean([len(e.input_ids) for e in examples]))
+        self.tokens_per_row_ = training.tokens_per_row
         try:
-            self.history_ = trainer.fit(examples, validate=validate, resume=resume)
+            self.history_ = training.trainer.fit(training.examples, validate=validate, resume=resume)
         except KeyboardInterrupt:
-            self.history_ = trainer.history  # usable: the model holds the last completed epoch
+            self.history_ = training.trainer.history  # usable: the model holds the last completed epoch
             raise
         return self
 
@@ -210,9 +208,7 @@ class _LIFTBase(BaseEstimator):
         estimator.__dict__.update(saved["state"])
         model, estimator.tokenizer_ = load_lm(estimator.model, device=device)
         config = estimator.fit_config()
-        from .finetune import _wants_bf16
-
-        model = prepare_trainable(model, config, _wants_bf16(config.precision, next(model.parameters()).device))
+        model = prepare_trainable(model, config, wants_bf16(config.precision, next(model.parameters()).device))
         missing = model.load_state_dict(load_file(str(path / "trained.safetensors")), strict=False)
         if missing.unexpected_keys:
             raise ValueError(f"{path}: weights do not fit the model: {missing.unexpected_keys[:3]} ...")

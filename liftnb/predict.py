@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .finetune import decoder_of, head_of
+from .finetune.surgery import decoder_of, head_of
 
 
 def model_autocast(model):
@@ -18,7 +18,8 @@ def model_autocast(model):
     return contextlib.nullcontext()
 
 
-def _left_padded(sequences: Sequence[list[int]], pad_id: int, device):
+def left_padded(sequences: Sequence[list[int]], pad_id: int, device):
+    """Token id sequences as a left-padded batch (ids, attention mask): generation appends on the right."""
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -66,7 +67,7 @@ def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[st
     scores = np.zeros((len(prompts), n_answers), dtype=np.float64)
     with model_autocast(model):
         for rows in _length_sorted_batches([len(p) for p in prompt_ids], batch_size):
-            ids, mask = _left_padded([prompt_ids[r] for r in rows], tokenizer.pad_token_id, device)
+            ids, mask = left_padded([prompt_ids[r] for r in rows], tokenizer.pad_token_id, device)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             out = body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=longest > 1)
             logp_first = torch.log_softmax(head(out.last_hidden_state[:, -1]).float(), dim=-1)
@@ -113,26 +114,30 @@ class _AllowOnly:
         return scores + self.mask[: scores.shape[-1]].to(scores.dtype)
 
 
-_NUMBER_TOKENS: dict = {}
+_ALLOWED_TOKENS: dict = {}
 
 
-def number_token_ids(tokenizer, answer_end: str) -> list[int]:
-    """Tokens that can appear in a decimal number answer or its terminator (cached per vocabulary)."""
-    key = (tokenizer.name_or_path, len(tokenizer), answer_end)
-    if key not in _NUMBER_TOKENS:
-        _NUMBER_TOKENS[key] = _number_token_ids(tokenizer, answer_end)
-    return _NUMBER_TOKENS[key]
+def allowed_token_ids(tokenizer, keep, answer_end: str) -> tuple[int, ...]:
+    """Ids of the tokens whose text passes keep(text, answer_end), plus end-of-sequence (cached per vocabulary).
+
+    One scan of the vocabulary for every constrained decoder (numbers, pixels)."""
+    key = (tokenizer.name_or_path, len(tokenizer), keep, answer_end)
+    if key not in _ALLOWED_TOKENS:
+        allowed = [i for i in range(len(tokenizer)) if (text := tokenizer.decode([i])) and keep(text, answer_end)]
+        if tokenizer.eos_token_id is not None:
+            allowed.append(tokenizer.eos_token_id)
+        _ALLOWED_TOKENS[key] = tuple(allowed)
+    return _ALLOWED_TOKENS[key]
 
 
-def _number_token_ids(tokenizer, answer_end: str) -> list[int]:
-    allowed = []
-    for token_id in range(len(tokenizer)):
-        text = tokenizer.decode([token_id])
-        if text and (all(ch in "0123456789.-" for ch in text) or (answer_end and text in answer_end)):
-            allowed.append(token_id)
-    if tokenizer.eos_token_id is not None:
-        allowed.append(tokenizer.eos_token_id)
-    return allowed
+def is_number_piece(text: str, answer_end: str) -> bool:
+    """Text that can appear in a decimal number answer, or a piece of its terminator."""
+    return all(ch in "0123456789.-" for ch in text) or bool(answer_end and text in answer_end)
+
+
+def number_token_ids(tokenizer, answer_end: str) -> tuple[int, ...]:
+    """Tokens that can appear in a decimal number answer or its terminator."""
+    return allowed_token_ids(tokenizer, is_number_piece, answer_end)
 
 
 @torch.no_grad()
@@ -149,7 +154,7 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], stop: str, max_ne
     completions: list[str] = [""] * len(prompts)
     with model_autocast(model):
         for rows in _length_sorted_batches([len(p) for p in prompt_ids], batch_size):
-            ids, mask = _left_padded([prompt_ids[r] for r in rows], tokenizer.pad_token_id, device)
+            ids, mask = left_padded([prompt_ids[r] for r in rows], tokenizer.pad_token_id, device)
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id, stop_strings=[stop] if stop else None,
                                  tokenizer=tokenizer, logits_processor=processors)

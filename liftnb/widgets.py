@@ -58,9 +58,9 @@ class TemplateBuilder:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from .models import _cached_tokenizer, embedded_model_dir
+            from .models import cached_tokenizer, embedded_model_dir
 
-            self._tokenizer = _cached_tokenizer(str(embedded_model_dir()))
+            self._tokenizer = cached_tokenizer(str(embedded_model_dir()))
         return self._tokenizer
 
     def settings(self) -> dict:

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
+from conftest import teacher_forced_scores
 from liftnb import LIFTClassifier, Template
 from liftnb.models import TINY_RANDOM
 
@@ -31,7 +32,7 @@ def test_unseen_label_at_scoring_counts_as_wrong():
     predicted = clf.predict(X)
     truth = np.array(["never-seen"] * 4)
     assert clf.score(X, truth) == 0.0
-    assert set(predicted) <= {"lo", "hi"}
+    assert clf.score(X, predicted) == 1.0  # the same rows against known labels do score
 
 
 def test_odd_column_names_are_serialized_verbatim():
@@ -65,6 +66,11 @@ def test_many_classes_with_multi_digit_codes():
     proba = clf.predict_proba(many.head(3))
     assert proba.shape == (3, 101)
     np.testing.assert_allclose(proba.sum(1), 1)
+    shared_prefixes = [1, 10, 100]  # "1@@@", "10@@@", "100@@@": answers of different lengths sharing first tokens
+    answers = [clf.template_.class_answers()[c] for c in shared_prefixes]
+    expected = teacher_forced_scores(clf.model_, clf.tokenizer_, clf.template_.prompts(many.head(2)), answers)
+    scores = clf.predict_log_likelihood(many.head(2))[:, shared_prefixes]
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=5e-5)
 
 
 def test_mixed_number_and_string_column_is_written_as_given():

@@ -25,9 +25,6 @@ def linear_results() -> pd.DataFrame:
 def test_iris_returns_every_classifier(iris_results):
     assert list(iris_results.index) == list(baselines.classifiers())
     assert {"accuracy", "f1", "seconds"} <= set(iris_results.columns)
-    assert iris_results["accuracy"].between(0, 1).all()
-    assert iris_results["f1"].between(0, 1).all()
-    assert (iris_results["seconds"] >= 0).all()
 
 
 def test_iris_scores(iris_results):
@@ -60,7 +57,7 @@ def test_string_labels_and_categorical_features():
 
 
 def test_unknown_baseline_name_raises():
-    with pytest.raises((KeyError, ValueError)):
+    with pytest.raises(ValueError, match="Unknown baseline 'no_such_method'"):
         baselines.evaluate(split(load("iris")), names=["no_such_method"])
 
 

@@ -33,7 +33,7 @@ def test_get_or_compute_reuses_and_recomputes_damaged(tmp_path):
 
 
 def test_compare_table_is_reused_from_the_cache(tmp_path, monkeypatch):
-    import liftnb.experiments as experiments
+    import liftnb.compare as experiments
     from liftnb import datasets
 
     calls = []

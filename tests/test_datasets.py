@@ -104,6 +104,37 @@ def test_synthetic_regression_follows_its_function(kind):
     residual = data.y.to_numpy() - clean
     # noise is 0.1 * std(f) (X is rounded to 4 decimals, which moves f a little)
     assert np.std(residual) == pytest.approx(0.1 * np.std(clean), rel=0.3)
+    noiseless = make_regression(kind, n=300, p=2, noise=0)
+    np.testing.assert_allclose(noiseless.y, datasets.regression_function(kind, 2)(noiseless.X.to_numpy()),
+                               rtol=1e-4, atol=1e-3)
+
+
+def test_regression_functions_have_their_shapes():
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(-10, 10, size=(2, 50, 3))
+    zero = np.zeros((1, 3))
+
+    def f(kind):
+        return datasets.regression_function(kind, 3)
+
+    linear = f("linear")
+    np.testing.assert_allclose(linear(a + b), linear(a) + linear(b))
+    assert linear(zero)[0] == 0
+    assert np.all((0.5 <= np.abs(linear(np.eye(3)))) & (np.abs(linear(np.eye(3))) <= 1))  # 0.5 <= |w| <= 1
+    quadratic = f("quadratic")
+    np.testing.assert_allclose(quadratic(-a), quadratic(a))
+    np.testing.assert_allclose(quadratic(2 * a), 4 * quadratic(a))
+    exponential = f("exponential")
+    assert np.all(exponential(a) > 0)
+    np.testing.assert_allclose(np.log(exponential(a + b)), np.log(exponential(a)) + np.log(exponential(b)))
+    cosine = f("cosine")
+    assert np.all(np.abs(cosine(a)) <= 1) and cosine(zero)[0] == 1
+    grid = datasets.regression_function("cosine", 1)(np.linspace(-10, 10, 2001)[:, None])
+    assert grid.min() < -0.99 and grid.max() > 0.99  # several periods over [-10, 10]
+    np.testing.assert_allclose(f("l1norm")(a), np.abs(a).mean(axis=1))
+    piecewise = f("piecewise")
+    np.testing.assert_allclose(piecewise(-a), -piecewise(a))
+    assert np.all((1 <= np.abs(piecewise(a))) & (np.abs(piecewise(a)) <= 2))
 
 
 def test_unknown_synthetic_kind_raises():

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from liftnb.finetune import (Callback, FitConfig, Trainer, answer_logits, collate, decoder_of, encode,
-                             layer_list)
+from liftnb.finetune import Callback, FitConfig, Trainer, collate, encode
+from liftnb.finetune.surgery import answer_logits, decoder_of, layer_list
 
 PROMPTS = ["When we have x1=1, What is this type?###", "When we have x1=22.5, x2=3, What is this type?###",
            "Given that a is 7, What is the category?###", "When we have x1=0, What is this type?###"]
@@ -167,8 +167,8 @@ def test_bad_train_layers_is_a_clear_error(tiny):
 
 def test_bf16_keeps_trainable_weights_fp32_and_frozen_bf16(tiny):
     trainer = Trainer(*tiny, FitConfig(train_layers=1, precision="bf16"))
-    dtypes = {p.requires_grad: p.dtype for p in trainer.model.parameters()}
-    assert dtypes == {True: torch.float32, False: torch.bfloat16}
+    pairs = {(p.requires_grad, p.dtype) for p in trainer.model.parameters()}
+    assert pairs == {(True, torch.float32), (False, torch.bfloat16)}
 
 
 def test_other_architecture_gpt2_trains_full_and_lora_and_refuses_an_unsafe_cache(tiny):

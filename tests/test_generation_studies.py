@@ -4,16 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from liftnb import halfimage, icl, twostage
-from liftnb.finetune import FitConfig
+from liftnb import LIFTClassifier
+from liftnb.paper import half_image, icl_calibration, two_stage
+from liftnb.finetune import Callback, FitConfig
 from liftnb.models import TINY_RANDOM, load_lm
 
 TINY = FitConfig(epochs=1, batch_size=16, precision="fp32", train_layers=1)
 
 
 def test_half_image_text_round_trip_and_malformed_answers():
-    task = halfimage.HalfImage(side=4, max_value=16.0)
+    task = half_image.HalfImage(side=4, max_value=16.0)
     image = np.array([[0, 16, 8, 4, 2, 0, 16, 16, 1, 2, 3, 4, 16, 0, 0, 8]])
     levels = task.quantise(image)[0]
     assert levels.min() >= 0 and levels.max() == 9 and task.half == 8
@@ -31,92 +33,126 @@ def test_half_image_generator_and_baselines_on_the_tiny_model():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 17, size=(12, 16))
     labels = np.arange(12) % 2
-    task = halfimage.HalfImage(side=4, max_value=16.0)
-    generator = halfimage.HalfImageGenerator(task, model=TINY_RANDOM, config=TINY).fit(images, labels)
+    task = half_image.HalfImage(side=4, max_value=16.0)
+    generator = half_image.HalfImageGenerator(task, model=TINY_RANDOM, config=TINY).fit(images, labels)
     completed, status, completions = generator.complete(images[:3], labels[:3])
     assert completed.shape == (3, 16) and len(status) == 3 and len(completions) == 3
     assert (completed[:, :8] == task.quantise(images[:3])[:, :8]).all()  # the given top half is kept
-    assert completed.min() >= 0 and completed.max() <= 9
+    for row, state, completion in zip(completed, status, completions):
+        bottom, parsed_state = task.parse(completion)
+        assert (row[8:] == bottom).all() and state == parsed_state
+        assert set(completion) <= set("0123456789@"), completion  # constrained decoding: pixels and the terminator
     levels = task.quantise(images)
-    nn = halfimage.nearest_neighbour_bottoms(levels, levels[:3], 8)
+    nn = half_image.nearest_neighbour_bottoms(levels, levels[:3], 8)
     assert (nn == levels[:3, 8:]).all()  # its own top half is the nearest
-    means = halfimage.class_mean_bottoms(levels, labels, [0, 1], 8)
+    means = half_image.class_mean_bottoms(levels, labels, [0, 1], 8)
     assert np.allclose(means[0], levels[labels == 0, 8:].mean(0))
-    assert halfimage.bottom_mse(levels[:3], np.hstack([levels[:3, :8], nn]), 8) == 0
+    assert half_image.bottom_mse(levels[:3], np.hstack([levels[:3, :8], nn]), 8) == 0
 
 
-def test_icl_prompt_lists_the_examples_before_the_query():
+def test_icl_prompt_lists_the_examples_before_the_query(monkeypatch):
     from liftnb import datasets
 
     data = datasets.load("iris")
     template = datasets.template_for(data, style="no_names").bind(data.X, task="classification", classes=[0, 1, 2])
-    prompts = icl.icl_prompts(template, data.X.head(2), [0, 0], data.X.iloc[[100]])
+    prompts = icl_calibration.icl_prompts(template, data.X.head(2), [0, 0], data.X.iloc[[100]])
     lines = prompts[0].split("\n")
     assert len(lines) == 3 and lines[0].endswith("###0@@@") and lines[2].endswith("###")
     model, tokenizer = load_lm(TINY_RANDOM)
-    codes = icl.icl_predict(model, tokenizer, template, data.X.head(2), [0, 1], data.X.iloc[[100, 101]])
-    assert codes.shape == (2,) and set(codes) <= {0, 1, 2}
+    calls, real_score_answers = [], icl_calibration.score_answers
+
+    def score_answers_spy(model, tokenizer, prompts, answers, **options):
+        scores = real_score_answers(model, tokenizer, prompts, answers, **options)
+        calls.append((list(prompts), list(answers), scores))
+        return scores
+
+    monkeypatch.setattr(icl_calibration, "score_answers", score_answers_spy)
+    context, labels, queries = data.X.head(2), [0, 1], data.X.iloc[[100, 101]]
+    codes = icl_calibration.icl_predict(model, tokenizer, template, context, labels, queries)
+    [(prompts, answers, scores)] = calls
+    assert prompts == icl_calibration.icl_prompts(template, context, labels, queries)
+    assert answers == template.class_answers()
+    np.testing.assert_array_equal(codes, scores.argmax(1))
 
 
 def test_calibration_measures():
     truth = np.array([0, 1, 1, 0])
     perfect = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
-    assert icl.expected_calibration_error(perfect, truth) == pytest.approx(0.0)
+    assert icl_calibration.expected_calibration_error(perfect, truth) == pytest.approx(0.0)
     overconfident = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # 3 of 4 right at confidence 1
-    assert icl.expected_calibration_error(overconfident, truth) == pytest.approx(0.25)
-    table = icl.reliability(overconfident, truth, bins=5)
+    assert icl_calibration.expected_calibration_error(overconfident, truth) == pytest.approx(0.25)
+    table = icl_calibration.reliability(overconfident, truth, bins=5)
     assert table["rows"].sum() == 4
     # scores that are 3x too sharp: the fitted temperature undoes it
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2000, 3))
     truth = np.array([rng.choice(3, p=np.exp(l) / np.exp(l).sum()) for l in logits])
-    assert icl.fit_temperature(3 * logits, truth) == pytest.approx(3.0, rel=0.15)
+    assert icl_calibration.fit_temperature(3 * logits, truth) == pytest.approx(3.0, rel=0.15)
+
+
+class WeightsAtTrainBegin(Callback):
+    """Copies the model's parameters as training begins."""
+
+    def on_train_begin(self, trainer):
+        self.weights = {name: value.detach().float().clone() for name, value in trainer.model.named_parameters()}
 
 
 def test_two_stage_data_and_model_export(tmp_path):
-    target = twostage.target_task(200, seed=0)
+    target = two_stage.target_task(200, seed=0)
     slope = np.linalg.lstsq(target.X.to_numpy(), target.y.to_numpy(), rcond=None)[0]
     assert slope == pytest.approx([0.2, 0.4], abs=0.03)
-    pretext = twostage.pretext_tasks(n_tasks=3, rows_per_task=5)
+    pretext = two_stage.pretext_tasks(n_tasks=3, rows_per_task=5)
     assert len(pretext.y) == 15 and list(pretext.X.columns) == ["x1", "x2"]
     from liftnb import LIFTRegressor
 
     first = LIFTRegressor(model=TINY_RANDOM, epochs=1, batch_size=16, precision="fp32", train_layers=1, verbose=0)
     first.fit(pretext.X, pretext.y)
     folder = first.export_model(tmp_path / "stage1")
-    second = LIFTRegressor(model=str(folder), epochs=1, batch_size=16, precision="fp32", train_layers=1, verbose=0)
+    at_start = WeightsAtTrainBegin()
+    second = LIFTRegressor(model=str(folder), epochs=1, batch_size=16, precision="fp32", train_layers=1, verbose=0,
+                           callbacks=[at_start])
     second.fit(target.X.head(10), target.y.head(10))
     assert np.isfinite(second.predict(target.X.head(3))).all()
-    # stage 2 really started from stage 1's weights: before training, both models give the same logits
+    # stage 2 really started from stage 1's weights, which stage 1 had moved away from the fresh model's
+    trained = {name: value for name, value in first.model_.named_parameters() if value.requires_grad}
+    fresh = dict(load_lm(TINY_RANDOM)[0].named_parameters())
+    assert trained and set(trained) <= set(at_start.weights)
+    for name, value in trained.items():
+        np.testing.assert_array_equal(at_start.weights[name].numpy(), value.detach().float().numpy(), err_msg=name)
+    assert any(not torch.equal(fresh[name], value.detach()) for name, value in trained.items())
     exported, _ = load_lm(str(folder))
     for name, value in exported.state_dict().items():
         assert pd.notna(value.float().sum().item()), name
-    trained = dict(first.model_.named_parameters())
     for name, value in exported.named_parameters():
-        if name in trained and trained[name].requires_grad:
+        if name in trained:
             np.testing.assert_allclose(value.detach().numpy(), trained[name].detach().float().numpy(), rtol=1e-6)
 
 
 def test_two_stage_classification_task_and_comparison(tmp_path, monkeypatch):
-    target = twostage.cluster_task(30, seed=0)
+    target = two_stage.cluster_task(30, seed=0)
     assert target.task == "classification" and (target.y.value_counts().sort_index() == 10).all()
-    np.testing.assert_allclose(target.X.groupby(target.y).mean().to_numpy(), twostage.CLUSTER_CENTRES, atol=2.5)
-    pretext = twostage.pretext_clusters(n_tasks=3, rows_per_task=6)
+    np.testing.assert_allclose(target.X.groupby(target.y).mean().to_numpy(), two_stage.CLUSTER_CENTRES, atol=2.5)
+    pretext = two_stage.pretext_clusters(n_tasks=3, rows_per_task=6)
     assert len(pretext.y) == 18 and pretext.task == "classification" and list(pretext.X.columns) == ["x1", "x2"]
     assert set(pretext.y[:6]) == {0, 1, 2}  # every pretext problem has all three clusters
-    monkeypatch.setattr(twostage, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(two_stage, "cache_dir", lambda: tmp_path)
     settings = dict(epochs=1, batch_size=16, precision="fp32", train_layers=1)
-    folder = twostage.stage_one(pretext, **{**settings, "model": TINY_RANDOM})
-    assert (tmp_path / folder).joinpath("config.json").exists()
-    assert twostage.stage_one(pretext, **{**settings, "model": TINY_RANDOM}) == folder  # cached, not refitted
-    out = twostage.compare_stages(6, folder, twostage.cluster_task(12, seed=5), **settings)
-    assert out["n"] == 6 and 0 <= out["accuracy_one_stage"] <= 1 and 0 <= out["accuracy_two_stage"] <= 1
+    folder = two_stage.stage_one(pretext, **{**settings, "model": TINY_RANDOM})
+    config = (tmp_path / folder).joinpath("config.json")
+    written = config.stat().st_mtime_ns
+    assert LIFTClassifier is two_stage.TASKS["classification"].estimator
+    with monkeypatch.context() as patch:
+        patch.setattr(LIFTClassifier, "fit", lambda *a, **k: pytest.fail("stage one was fitted again"))
+        assert two_stage.stage_one(pretext, **{**settings, "model": TINY_RANDOM}) == folder  # cached, not refitted
+    assert config.stat().st_mtime_ns == written
+    out = two_stage.compare_stages(6, folder, two_stage.cluster_task(12, seed=5), **settings)
+    assert out["n"] == 6 and {"accuracy_one_stage", "accuracy_two_stage"} <= set(out)
     assert "invalid_one_stage" not in out  # label scoring always answers a class
     with pytest.raises(ValueError, match="Unknown task 'ranking'"):
-        twostage.experiment("quick", task="ranking")
+        two_stage.experiment("quick", task="ranking")
 
 
 def test_logistic_reference_reads_the_same_rows_and_the_oracle_is_near_perfect():
-    reference = twostage.logistic_reference("quick")
+    reference = two_stage.logistic_reference("quick")
     assert list(reference.index) == [10, 50, "oracle"]
     assert reference["oracle"] > 0.9 and (reference.drop("oracle") > 0.5).all()

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liftnb import perturb
+from liftnb.paper import perturb
 from liftnb.datasets import load, split
 
 

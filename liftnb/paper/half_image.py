@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import asdict
 
 import numpy as np
 
-from .finetune import FitConfig, Trainer, encode
-from .models import load_lm
-from .predict import generate_answers
+from .. import datasets
+from ..finetune import FitConfig, prepare_text_training
+from ..predict import allowed_token_ids, generate_answers
+from .runs import cached_piece
 
 _DIGIT = re.compile(r"\d")
 
@@ -44,6 +45,11 @@ class HalfImage:
         what = f"an image of the digit {label}" if self.with_label and label is not None else "an image"
         return f"The top half of {what} has pixels {''.join(map(str, top))}. Its bottom half?{self.prompt_end}"
 
+    def prompts(self, levels: np.ndarray, labels=None) -> list[str]:
+        """The prompt of every image (levels from quantise), with its label where given."""
+        labels = [None] * len(levels) if labels is None else list(labels)
+        return [self.prompt(row[:self.half], label) for row, label in zip(levels, labels)]
+
     def answer(self, bottom: np.ndarray) -> str:
         return "".join(map(str, bottom)) + self.answer_end
 
@@ -60,17 +66,9 @@ class HalfImage:
         return np.array(levels, dtype=int), status
 
 
-@lru_cache(maxsize=8)
-def _pixel_token_ids(tokenizer, answer_end: str) -> tuple[int, ...]:
-    """Tokens made only of digits, or pieces of the terminator: what a pixel answer may contain."""
-    allowed = []
-    for token, token_id in tokenizer.get_vocab().items():
-        text = tokenizer.convert_tokens_to_string([token])
-        if text and (set(text) <= set("0123456789") or set(text) <= set(answer_end)):
-            allowed.append(token_id)
-    if tokenizer.eos_token_id is not None:
-        allowed.append(tokenizer.eos_token_id)
-    return tuple(allowed)
+def is_pixel_piece(text: str, answer_end: str) -> bool:
+    """Text made only of digits, or only of the terminator's characters: what a pixel answer may contain."""
+    return set(text) <= set("0123456789") or set(text) <= set(answer_end)
 
 
 class HalfImageGenerator:
@@ -81,31 +79,22 @@ class HalfImageGenerator:
 
     def fit(self, images: np.ndarray, labels=None) -> "HalfImageGenerator":
         levels = self.task.quantise(images)
-        labels = [None] * len(levels) if labels is None else list(labels)
-        prompts = [self.task.prompt(row[:self.task.half], label) for row, label in zip(levels, labels)]
+        prompts = self.task.prompts(levels, labels)
         answers = [self.task.answer(row[self.task.half:]) for row in levels]
-        model, self.tokenizer_ = load_lm(self.model)
-        callbacks = []
-        if self.verbose:
-            from .progress import default_progress
-
-            callbacks.append(default_progress())
-        trainer = Trainer(model, self.tokenizer_, self.config, callbacks=callbacks)
-        self.history_ = trainer.fit(encode(self.tokenizer_, prompts, answers))
-        self.model_ = trainer.model
-        self.tokens_per_row_ = float(np.mean([len(p) + len(a) for p, a in zip(
-            self.tokenizer_(prompts)["input_ids"], self.tokenizer_(answers, add_special_tokens=False)["input_ids"])]))
+        training = prepare_text_training(self.model, prompts, answers, self.config, verbose=self.verbose)
+        self.tokenizer_, self.model_ = training.tokenizer, training.trainer.model
+        self.tokens_per_row_ = training.tokens_per_row
+        self.history_ = training.trainer.fit(training.examples)
         return self
 
     def complete(self, images: np.ndarray, labels=None) -> tuple[np.ndarray, list[str], list[str]]:
         """(completed images as levels 0-9 (n, side*side), status per image, raw completions)."""
         levels = self.task.quantise(images)
-        labels = [None] * len(levels) if labels is None else list(labels)
-        prompts = [self.task.prompt(row[:self.task.half], label) for row, label in zip(levels, labels)]
+        prompts = self.task.prompts(levels, labels)
         wanted = self.task.side * self.task.side - self.task.half
         completions = generate_answers(self.model_, self.tokenizer_, prompts, stop=self.task.answer_end,
                                        max_new_tokens=wanted + 4, batch_size=16,
-                                       allowed_token_ids=_pixel_token_ids(self.tokenizer_, self.task.answer_end))
+                                       allowed_token_ids=allowed_token_ids(self.tokenizer_, is_pixel_piece, self.task.answer_end))
         parsed = [self.task.parse(c) for c in completions]
         bottoms = np.stack([p[0] for p in parsed])
         return np.hstack([levels[:, :self.task.half], bottoms]), [p[1] for p in parsed], completions
@@ -144,8 +133,6 @@ def image_sets(profile: str) -> dict:
 
 
 def _images(options: dict):
-    from . import datasets
-
     options = dict(options)
     data = datasets.load(options.pop("name"), **options)
     side = int(round(np.sqrt(data.X.shape[1])))
@@ -157,8 +144,6 @@ def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> 
     """Fine-tune on top -> bottom halves, complete held-out images, and measure against two baselines."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
-
-    from .reproduce import cached_piece
 
     options, n_train, n_test, epochs = image_sets(profile)[name]
 
@@ -189,5 +174,6 @@ def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> 
         return {"metrics": metrics, "status": status, "completions": completions[:12], "labels": labels[test].tolist(),
                 "original": levels[test].tolist(), **{m: np.asarray(g).tolist() for m, g in guesses.items()}}
 
-    key = {"experiment": "half_image", "set": options, "n_train": n_train, "n_test": n_test, "epochs": epochs}
-    return cached_piece("half_image", profile, name, key, compute, cache=cache, log=log)
+    key = {"experiment": "half_image", "set": options, "n_train": n_train, "n_test": n_test,
+           "fit_config": asdict(FitConfig(epochs=epochs))}
+    return cached_piece("half_image", profile, name, key, compute, "paper/half_image.py", cache=cache, log=log)

@@ -4,8 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import metrics
-from .predict import score_answers, softmax_rows
+from .. import baselines, datasets, metrics
+from ..compare import fit_lift, lift_estimator
+from ..estimators import LIFTClassifier
+from ..models import load_lm
+from ..predict import score_answers, softmax_rows
+from . import classification
+from .perturb import take_fraction
+from .runs import cached_piece, run_all
 
 
 def icl_prompts(template, X_context: pd.DataFrame, y_context, X_query: pd.DataFrame) -> list[str]:
@@ -64,12 +70,6 @@ ICL_SETS = {"quick": {"iris": 9, "tae": 9}, "full": {"iris": 15, "tae": 15, "cus
 
 def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) -> dict:
     """In context (k examples) vs LIFT fine-tuned on the same k vs LIFT on the whole training part."""
-    from . import datasets
-    from .estimators import LIFTClassifier
-    from .models import load_lm
-    from .perturb import take_fraction
-    from .reproduce import cached_piece, classification_plan, run
-
     def compute() -> dict:
         data = datasets.load(name)
         part = datasets.split(data, seed=0)
@@ -89,12 +89,13 @@ def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) ->
                         icl_prompts(template, X_k, np.searchsorted(classes, y_k), part.X_test.head(5)))["input_ids"]]))}
         return {"metrics": metrics_}
 
-    result = dict(cached_piece("icl", profile, f"{name} k={k}",
-                               {"experiment": "icl", "dataset": name, "k": k}, compute, cache=cache, log=log))
+    key = {"experiment": "icl", "dataset": name, "k": k, "lift": LIFTClassifier(verbose=0).resolved_settings()}
+    result = dict(cached_piece("icl", profile, f"{name} k={k}", key, compute, "paper/icl_calibration.py", cache=cache,
+                               log=log))
     # LIFT on the whole training part: notebook 02's run (the same cached run when it was made)
-    full = [r for r in classification_plan("full") if r.dataset == name and r.seed == 0]
+    full = [r for r in classification.plan("full") if r.dataset == name and r.seed == 0]
     if full:
-        table = run("classification", "full", datasets_=[name], seeds=[0], cache=cache, write_csv=False, log=log)
+        table = run_all(full, "full", "classification", cache=cache, write_csv=False, log=log)
         result["metrics"] = {**result["metrics"],
                              "lift_full_accuracy": float(table.set_index("method").loc["lift_score", "accuracy"])}
     return result
@@ -105,10 +106,6 @@ CALIBRATION_SET = {"quick": ("moons", 300), "full": ("moons", 2000)}  # profile 
 
 def calibration_run(profile: str = "quick", cache=None, log=print) -> dict:
     """LIFT's label-scoring probabilities and logistic regression's on one split: validation and test."""
-    from . import baselines, datasets
-    from .experiments import fit_lift
-    from .reproduce import cached_piece
-
     name, rows = CALIBRATION_SET[profile]
 
     def compute() -> dict:
@@ -117,7 +114,7 @@ def calibration_run(profile: str = "quick", cache=None, log=print) -> dict:
         estimator = fit_lift(data, part, style="no_names", verbose=0)
         classes = np.unique(data.y)
         logreg = baselines.fit_best("logreg", part)
-        (_, _), (X_val, _), (X_test, _) = baselines._encoded(part, "classification")
+        (_, _), (X_val, _), (X_test, _) = baselines.encoded(part, "classification")
         return {"metrics": {"rows": rows, "test_rows": len(part.y_test),
                             "lift_accuracy": estimator.score(part.X_test, part.y_test)},
                 "val_scores": estimator.predict_log_likelihood(part.X_val).tolist(),
@@ -126,5 +123,8 @@ def calibration_run(profile: str = "quick", cache=None, log=print) -> dict:
                 "test_truth": np.searchsorted(classes, part.y_test).tolist(),
                 "logreg_test_proba": logreg.predict_proba(X_test).tolist()}
 
-    return cached_piece("calibration", profile, f"{name} {rows}", {"experiment": "calibration", "dataset": name,
-                                                                  "rows": rows}, compute, cache=cache, log=log)
+    data = datasets.load(name)
+    key = {"experiment": "calibration", "dataset": name, "rows": rows,
+           "lift": lift_estimator(data, style="no_names", verbose=0).resolved_settings()}
+    return cached_piece("calibration", profile, f"{name} {rows}", key, compute, "paper/icl_calibration.py",
+                        cache=cache, log=log)

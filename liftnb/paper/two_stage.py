@@ -9,11 +9,12 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
-from . import metrics
-from .cache import fingerprint
-from .datasets import Dataset
-from .estimators import LIFTClassifier, LIFTRegressor
-from .models import cache_dir
+from .. import metrics
+from ..cache import computing_code, environment, fingerprint
+from ..datasets import Dataset
+from ..estimators import LIFTClassifier, LIFTRegressor
+from ..models import cache_dir
+from .runs import cached_piece
 
 
 def target_task(n: int, seed: int = 0, noise: float = 0.1) -> Dataset:
@@ -96,10 +97,12 @@ SEEDS = {"quick": (0,), "full": (0, 1, 2)}
 
 def stage_one(pretext: Dataset, epochs: int = 2, **params) -> str:
     """Fine-tune the embedded model on the pretext data once and export it; returns its folder (cached on disk)."""
-    folder = cache_dir() / f"two-stage-{fingerprint({'X': pretext.X, 'y': pretext.y, 'epochs': epochs, **params})[:16]}"
+    estimator = TASKS[pretext.task].estimator(epochs=epochs, verbose=0, **params)
+    key = {"X": pretext.X, "y": pretext.y, "lift": estimator.resolved_settings(), "code": computing_code(),
+           "environment": environment()}
+    folder = cache_dir() / f"two-stage-{fingerprint(key)[:16]}"
     if not (folder / "config.json").exists():
-        estimator = TASKS[pretext.task].estimator(epochs=epochs, verbose=0, **params).fit(pretext.X, pretext.y)
-        estimator.export_model(folder)
+        estimator.fit(pretext.X, pretext.y).export_model(folder)
     return str(folder)
 
 
@@ -137,25 +140,27 @@ def logistic_reference(profile: str = "quick") -> pd.Series:
     return pd.Series(out, name="logistic regression")
 
 
+def piece_name(task: str, n: int, seed: int) -> str:
+    """A piece's name in results/two_stage_full.csv (regression pieces keep the names they were first written under)."""
+    return f"{'' if task == 'regression' else task + ' '}n={n} seed={seed}"
+
+
 def experiment(profile: str = "quick", task: str = "regression", cache=None, log=print) -> pd.DataFrame:
     """Error vs n for one- and two-stage fine-tuning on one target task (cached pieces; provenance CSV in the
     full profile)."""
-    from .reproduce import cached_piece
-
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; choose from {sorted(TASKS)}.")
     sizes, seeds = SIZES[profile], SEEDS[profile]
     pretext = TASKS[task].pretext(n_tasks=20, rows_per_task=20 if profile == "quick" else 50)
     test = held_out_rows(task)
-    prefix = "" if task == "regression" else f"{task} "  # regression pieces keep the names they were cached under
     rows = []
     for seed in seeds:
         for n in sizes:
             def compute(n=n, seed=seed):
                 return {"metrics": compare_stages(n, stage_one(pretext), test, seed=seed)}
             key = {"experiment": "two_stage", "pretext": fingerprint({"X": pretext.X, "y": pretext.y}), "n": n,
-                   "seed": seed}
-            result = cached_piece("two_stage", profile, f"{prefix}n={n} seed={seed}", key, compute, cache=cache,
-                                  log=log)
+                   "seed": seed, "lift": TASKS[task].estimator(random_state=seed, verbose=0).resolved_settings()}
+            result = cached_piece("two_stage", profile, piece_name(task, n, seed), key, compute,
+                                  "paper/two_stage.py", cache=cache, log=log)
             rows.append({**result["metrics"], "seed": seed})
     return pd.DataFrame(rows)

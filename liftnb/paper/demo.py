@@ -5,8 +5,9 @@ import time
 
 import pandas as pd
 
-from . import datasets, paper
-from .experiments import compare
+from .. import datasets
+from ..compare import compare
+from . import reported
 
 
 def main() -> None:
@@ -15,8 +16,8 @@ def main() -> None:
     print(f"{data}; split: 20% stratified test (seed 0), train/validation 80/20 (seed 0)")
     table, estimator = compare(data, seed=0, modes=("score", "generate"), verbose=1)
     print("\nTemplate preview:\n" + estimator.template_.preview(data.X, data.y.map(lambda v: int(v)), n=2))
-    reported = paper.classification_accuracy().loc["iris"]
-    table["paper_%"] = [reported.get("lift_gptj") if m.startswith("lift") else reported.get(m) for m in table.index]
+    paper = reported.classification_accuracy().loc["iris"]
+    table["paper_%"] = [paper.get("lift_gptj") if m.startswith("lift") else paper.get(m) for m in table.index]
     table["accuracy_%"] = 100 * table["accuracy"]
     shown = table[["accuracy_%", "paper_%", "f1", "invalid_rate", "seconds"]]
     with pd.option_context("display.float_format", "{:.2f}".format):

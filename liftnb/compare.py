@@ -7,17 +7,31 @@ import numpy as np
 import pandas as pd
 
 from . import baselines, metrics
+from .cache import computing_code, environment
 from .datasets import Dataset, Split, split as paper_split, template_for
 from .estimators import LIFTClassifier, LIFTRegressor
+from .models import model_identity
+
+
+def lift_estimator(data: Dataset, style: str = "names", **params):
+    """An unfitted LIFT estimator for the data set's task, with its template in `style` unless one is given."""
+    estimator_class = LIFTClassifier if data.task == "classification" else LIFTRegressor
+    template = params.pop("template", None) or template_for(data, style=style)
+    return estimator_class(template=template, **params)
 
 
 def fit_lift(data: Dataset, part: Split, style: str = "names", **params):
     """Fit LIFT on the training part, selecting the epoch on the validation part."""
-    estimator_class = LIFTClassifier if data.task == "classification" else LIFTRegressor
-    template = params.pop("template", None) or template_for(data, style=style)
-    estimator = estimator_class(template=template, **params)
+    estimator = lift_estimator(data, style, **params)
     estimator.fit(part.X_train, part.y_train, validation_data=(part.X_val, part.y_val))
     return estimator
+
+
+def result_key(data: Dataset, seed: int, estimator, **more) -> dict:
+    """Everything that determines a LIFT run's result: data by content, the seed, every resolved setting of the
+    estimator (defaults filled in), the model's identity, library versions and the computing code."""
+    return {"X": data.X, "y": data.y, "seed": seed, "lift": estimator.resolved_settings(),
+            "model": model_identity(estimator.model), "environment": environment(), "code": computing_code(), **more}
 
 
 def lift_rows(estimator, part: Split, modes=("score",)) -> list[dict]:
@@ -56,11 +70,9 @@ def compare_table(data: Dataset, seed: int = 0, cache=None, **kwargs) -> pd.Data
     """compare()'s table alone, taken from the results cache when the same run has finished before."""
     if cache is None:
         return compare(data, seed=seed, **kwargs)[0]
-    from . import __version__
-    from .models import EMBEDDED
-
-    key = {"X": data.X, "y": data.y, "dataset": data.name, "seed": seed, "liftnb": __version__,
-           "model": kwargs.get("model") or EMBEDDED, **{k: repr(v) for k, v in kwargs.items()}}
+    lift = {k: v for k, v in kwargs.items() if k not in ("modes", "baseline_names")}
+    key = result_key(data, seed, lift_estimator(data, **lift), dataset=data.name,
+                     modes=repr(kwargs.get("modes", ("score",))), baselines=repr(kwargs.get("baseline_names")))
     result, _ = cache.get_or_compute(key, lambda: compare(data, seed=seed, **kwargs)[0].reset_index()
                                      .to_dict(orient="list"))
     return pd.DataFrame(result).set_index("method")

@@ -1,0 +1,136 @@
+"""Notebook 02: the paper's main classification table, LIFT beside the baselines and the paper's numbers."""
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+
+from .. import datasets
+from . import reported
+from .runs import Run
+
+# The paper's main table uses the no-names style (x1=..., x2=...); images use its pixel style. Long prompts cost
+# linearly in tokens, so the many-feature sets are subsampled so one fit takes minutes, not hours, on 2 CPU cores
+# (the notebook prints tokens per row).
+FULL = {
+    # name: (rows kept or None, style, extra LIFT settings, load options, template settings)
+    "9clusters": (None, "no_names", {}, {}, {}),
+    "blobs": (None, "no_names", {}, {}, {}),
+    "circles": (None, "no_names", {}, {}, {}),
+    "twocircles": (None, "no_names", {}, {}, {}),
+    "moons": (None, "no_names", {}, {}, {}),
+    "iris": (None, "no_names", {}, {}, {}),
+    "wine": (None, "no_names", {}, {}, {}),
+    "tae": (None, "no_names", {}, {}, {}),
+    "cmc": (None, "no_names", {}, {}, {}),
+    "vehicle": (None, "no_names", {}, {}, {}),
+    "customers": (None, "no_names", {}, {}, {}),
+    "pollution": (None, "no_names", {}, {}, {}),
+    "led": (None, "no_names", {}, {}, {}),
+    "hamster": (None, "no_names", {}, {}, {}),
+    "spambase": (1000, "no_names", {}, {}, {}),
+    "hill_valley": (600, "no_names", {}, {}, {"max_precision": 1}),
+    "optdigits": (1000, "pixels", {}, {}, {}),
+    "mfeat": (600, "no_names", {}, {}, {"max_precision": 1}),
+    "margin": (800, "no_names", {}, {}, {"max_precision": 2}),
+    "texture": (800, "no_names", {}, {}, {"max_precision": 2}),
+    "digits": (None, "pixels", {}, {"levels": 10}, {"pixel_separator": ""}),
+    "mnist": (None, "pixels", {}, {"n": 1000, "crop": 18}, {}),
+    "fmnist": (600, "pixels", {}, {}, {}),
+}
+# The quick profile (CI): a representative subset, small samples, one seed. Measured on 2 cores and left out:
+# wine (119 tokens a row, 193 s), pollution (38 training rows: LIFT at the majority class); digits at 100 rows with
+# spaced 0-16 pixels (159 tokens a row) stayed at chance, so quick digits uses 10 levels written as one digit each
+# (74 tokens a row) on 250 rows.
+QUICK = {
+    "blobs": (300, "no_names", {}, {}, {}),
+    "moons": (300, "no_names", {}, {}, {}),
+    "iris": (None, "no_names", {}, {}, {}),
+    "tae": (None, "no_names", {}, {}, {}),
+    "customers": (200, "no_names", {}, {}, {}),
+    "digits": (250, "pixels", {}, {"levels": 10}, {"pixel_separator": ""}),
+}
+GENERATE_TOO = {"iris", "wine", "tae", "pollution", "led", "cmc"}  # where generate mode's invalid rate is reported
+
+
+def plan(profile: str = "quick") -> list[Run]:
+    """The runs of the classification table (notebook 02) for a profile."""
+    table = QUICK if profile == "quick" else FULL
+    seeds = (0,) if profile == "quick" else (0, 1, 2)
+    runs = []
+    for name, (rows, style, lift, load, template) in table.items():
+        modes = ("score", "generate") if name in GENERATE_TOO else ("score",)
+        for seed in seeds:
+            runs.append(Run("classification", name, seed, rows, style, tuple(sorted(lift.items())), modes,
+                            tuple(sorted(load.items())), tuple(sorted(template.items()))))
+    return runs
+
+
+
+def table_rows(name: str, profile: str) -> int | None:
+    """Rows of a data set as the classification plan of this profile uses it."""
+    table = QUICK if profile == "quick" else FULL
+    return table[name][0] if name in table else None
+
+
+
+def as_in_table(name: str, rows: int | None = None) -> dict:
+    """Settings that make a run identical to the classification table's run of that data set (so the results
+    cache shares it between notebooks)."""
+    return {"rows": rows, "style": "no_names", "modes": ("score", "generate") if name in GENERATE_TOO else ("score",)}
+
+
+
+def beside_paper(results: pd.DataFrame) -> pd.DataFrame:
+    """Our accuracy (% mean over seeds) per data set beside the paper's, with LIFT's invalid rate and run sizes."""
+    ours = results.groupby(["dataset", "method"], sort=False)["accuracy"].agg(["mean", "std"]) * 100
+    paper = reported.classification_accuracy()
+    rows = []
+    for dataset, group in results.groupby("dataset", sort=False):
+        mean = ours.loc[dataset, "mean"]
+        baseline_means = mean.drop([m for m in mean.index if m.startswith("lift") or m == "majority"])
+        row = {"dataset": dataset, "seeds": group["seed"].nunique(), "n_train": int(group["n_train"].iloc[0]),
+               "tokens/row": group["tokens_per_row"].iloc[0],
+               "LIFT (ours)": mean["lift_score"], "± std": ours.loc[(dataset, "lift_score"), "std"],
+               "LIFT generate": mean.get("lift_generate"),
+               "generate invalid %": 100 * group.loc[group["method"] == "lift_generate", "invalid_rate"].mean()
+               if "lift_generate" in mean.index else None,
+               "majority": mean.get("majority"), "best baseline": baseline_means.max(),
+               "best is": baseline_means.idxmax()}
+        if dataset in paper.index:
+            paper_row = paper.loc[dataset]
+            paper_baselines = paper_row.drop(["lift_gptj", "lift_gpt3", "majority"], errors="ignore").dropna()
+            row.update({"paper LIFT/GPT-J": paper_row.get("lift_gptj"), "paper LIFT/GPT-3": paper_row.get("lift_gpt3"),
+                        "paper best baseline": paper_baselines.max() if len(paper_baselines) else None})
+        if "source" in group:
+            row["source"] = group["source"].iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("dataset")
+
+
+
+def prompt_lengths(profile: str = "full", tokenizer=None, sample: int = 50):
+    """Tokens per row of every planned data set, in its planned style and in the names style (no fitting)."""
+    from ..models import load_lm
+
+    if tokenizer is None:
+        tokenizer = load_lm()[1]
+    rows, seen = [], set()
+    for item in plan(profile):
+        if item.dataset in seen:
+            continue
+        seen.add(item.dataset)
+        data = item.data()
+        X = data.X.head(sample)
+        counts = {}
+        for style in dict.fromkeys([item.style, "names"]):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # scale warnings: only token counts are wanted here
+                template = datasets.template_for(data, style=style, **dict(item.template)).bind(X, task=data.task)
+            counts[style] = sum(len(ids) for ids in tokenizer(template.prompts(X))["input_ids"]) / len(X)
+        rows.append({"dataset": item.dataset, "features": data.X.shape[1], "rows used": len(data.y),
+                     "style": item.style, "tokens/row": round(counts[item.style], 1),
+                     "tokens/row, names style": round(counts["names"], 1),
+                     "train tokens/epoch (k)": round(counts[item.style] * len(data.y) * 0.64 / 1000, 1)})
+    return pd.DataFrame(rows).set_index("dataset")
+

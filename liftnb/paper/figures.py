@@ -1,0 +1,52 @@
+"""What a run keeps for its figures beyond the metrics: decision regions of 2-D classification, curves of 1-D
+regression (notebooks 03 and 04)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import baselines
+from ..plots import grid_for
+
+REGION_BASELINES = ("logreg", "tree", "knn", "svm_rbf", "mlp", "xgboost")
+REGION_RESOLUTION = {"quick": 20, "full": 60}
+CURVE_BASELINES = ("polynomial", "knn", "gradient_boosting", "gaussian_process")
+
+
+def decision_regions(estimator, part, data, resolution: int = 30, seed: int = 0) -> dict:
+    """LIFT's and the baselines' predicted class codes on a resolution x resolution grid over a 2-D data set."""
+    xx, yy, points = grid_for(data.X, resolution)
+    classes = np.unique(data.y)
+    out = {"xx": xx.tolist(), "yy": yy.tolist(), "regions": {}}
+    out["regions"]["lift"] = np.searchsorted(classes, estimator.predict(points)).reshape(xx.shape).tolist()
+    for name in REGION_BASELINES:
+        model = baselines.fit_best(name, part, data.task, seed)
+        out["regions"][name] = model.predict(points.to_numpy(dtype=float)).reshape(xx.shape).tolist()
+    return out
+
+
+def regression_curves(estimator, part, data, seed: int = 0, points: int = 41) -> dict:
+    """LIFT's and some baselines' predictions on an evenly spaced grid over a 1-D regression input, with the truth."""
+    column = data.X.columns[0]
+    low, high = float(data.X[column].min()), float(data.X[column].max())
+    grid = pd.DataFrame({column: np.round(np.linspace(low, high, points), 4)})
+    curves = {"x": grid[column].tolist(), "lift": [float(v) for v in estimator.predict(grid)]}
+    curves["lift_invalid_rate"] = float(estimator.invalid_rate_)
+    for name in CURVE_BASELINES:
+        if name in baselines.regressors(seed):
+            curves[name] = baselines.fit_best(name, part, "regression", seed).predict(grid.to_numpy(float)).tolist()
+    return curves
+
+
+def region_resolution(data, profile: str) -> int | None:
+    """The grid a run of this data set draws its regions on (None: not a 2-D classification set)."""
+    return REGION_RESOLUTION[profile] if data.task == "classification" and data.X.shape[1] == 2 else None
+
+
+def extras(estimator, part, data, profile: str, seed: int) -> dict:
+    """The figure data a run keeps: regions (2-D classification, seed 0) or curves (1-D regression)."""
+    if data.task == "regression" and data.X.shape[1] == 1:
+        return regression_curves(estimator, part, data, seed)
+    if region_resolution(data, profile) and seed == 0:
+        return decision_regions(estimator, part, data, REGION_RESOLUTION[profile], seed)
+    return {}

@@ -1,0 +1,25 @@
+"""Notebook 07: the pretrained model vs the same architecture randomly initialised or with shuffled weights; accuracy vs training-set size."""
+from __future__ import annotations
+
+from . import classification
+from .runs import Run, runs_for
+
+
+def plan(profile: str = "quick") -> list[Run]:
+    """The pretrained model vs the same architecture randomly initialised or with its pretrained weights shuffled;
+    accuracy vs training-set size (07)."""
+    quick = profile == "quick"
+    table = {}
+    for name in (["iris", "tae"] if quick else ["iris", "wine", "tae", "blobs", "moons", "customers"]):
+        rows = classification.table_rows(name, profile)
+        table[(name, "pretrained")] = classification.as_in_table(name, rows)  # notebook 02's run
+        table[(name, "random init")] = {"rows": rows, "lift": {"model": "smollm2:random"}, "baselines": ()}
+        if not quick or name == "iris":  # quick: Iris only, to keep notebooks 04-07 within CI's 15 minutes
+            table[(name, "shuffled weights")] = {"rows": rows, "lift": {"model": "smollm2:shuffled"}, "baselines": ()}
+    for name in (["iris"] if quick else ["iris", "wine", "blobs"]):
+        rows = classification.table_rows(name, profile)
+        for fraction in ((0.1, 0.25, 0.5) if quick else (0.05, 0.1, 0.2, 0.5)):
+            table[(name, f"{fraction:.0%} of train")] = {
+                "rows": rows, "changes": {"train_fraction": fraction}, "baselines": ("logreg", "svm_rbf", "knn")}
+    return runs_for("pretraining", profile, table)
+

@@ -1,0 +1,48 @@
+"""Notebook 04: the paper's regression functions, RAE with and without its outlier filter."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import datasets
+from . import reported
+from .runs import Run, runs_for
+
+SPLIT = {"test_size": 100, "val_size": 50}  # the paper's 200 train / 50 validation / 100 test
+
+
+def plan(profile: str = "quick") -> list[Run]:
+    """The paper's regression functions (notebook 04): p = 1 in quick (linear and cosine), p = 1 and 2 in full."""
+    functions = ["linear", "cosine"] if profile == "quick" else list(datasets.SYNTHETIC_REGRESSION)
+    dimensions = (1,) if profile == "quick" else (1, 2)
+    table = {(f, f"p={p}"): {"load": {"p": p, "n": 350}, "lift": lift_settings(profile)}
+             for f in functions for p in dimensions}
+    return runs_for("regression", profile, table, split=SPLIT)
+
+
+def lift_settings(profile: str) -> dict:
+    # quick: 4 epochs (each epoch also decodes the 50 validation rows to pick the best epoch)
+    return {"epochs": 4} if profile == "quick" else {}
+
+
+def beside_paper(results: pd.DataFrame) -> pd.DataFrame:
+    """RAE (filtered as in the paper, and unfiltered), RMSE and invalid rate per function and p, beside the paper's
+    p = 1 numbers; means over seeds."""
+    paper = reported.regression_rae()
+    # sorted index (groupby's default): .loc on a prefix of an unsorted MultiIndex warns on every call
+    means = results.groupby(["dataset", "variant", "method"])[["rae", "rae_unfiltered", "rmse"]].mean()
+    rows = []
+    for (dataset, variant), group in results.groupby(["dataset", "variant"], sort=False):
+        mine = means.loc[(dataset, variant)]
+        others = mine.drop(["lift", "mean"], errors="ignore")["rae"]
+        lift = group[group["method"] == "lift"]
+        row = {"function": dataset, "p": variant, "seeds": group["seed"].nunique(),
+               "LIFT RAE": mine.loc["lift", "rae"], "LIFT RAE unfiltered": mine.loc["lift", "rae_unfiltered"],
+               "LIFT RMSE": mine.loc["lift", "rmse"], "invalid %": 100 * lift["invalid_rate"].mean(),
+               "best baseline RAE": others.min(), "best is": others.idxmin()}
+        if variant == "p=1" and dataset in paper.index:
+            paper_row = paper.loc[dataset]
+            row.update({"paper LIFT/GPT-J": paper_row["lift_gptj"], "paper LIFT/GPT-3": paper_row["lift_gpt3"],
+                        "paper best baseline": paper_row.drop(["lift_gptj", "lift_gpt3"]).min()})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["function", "p"])
+

@@ -1,0 +1,171 @@
+"""Reproduce the paper's experiments in resumable pieces, with provenance.
+
+    python -m liftnb.paper classification --profile full            # every (data set, seed) not done yet
+    python -m liftnb.paper classification --profile full --datasets iris wine --seeds 0
+    python -m liftnb.paper regression --profile full --variants p=1 --seeds 0
+    python -m liftnb.paper classification --profile quick --list    # the plan, with each run's size
+    python -m liftnb.paper --status                                 # committed full rows: current, stale, missing
+
+Experiments (notebooks): classification (02), boundaries (03), regression (04), robustness (05), feature_names (06),
+pretraining (07), half_image (08), two_stage (09), icl_calibration (10).
+
+Each run is cached by everything that determines it (data, every resolved setting, model, library versions and
+the computing code's fingerprint), so an interrupted command continues where it stopped, a notebook re-run takes
+the finished runs from the cache, and a change to the learner recomputes instead of serving old numbers. In the full
+profile every finished run is also merged into `results/<experiment>_full.csv`, one row per method, with provenance
+(model, seed, epochs, git commit, date, seconds, code fingerprints).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from ..cache import ResultsCache
+from . import (boundaries, classification, feature_names, half_image, icl_calibration, pretraining, regression,
+               results as results_files, robustness, two_stage)
+from .results import results_path, summary
+from .runs import PROFILES, Run, run_all
+
+TABLES = {"classification": classification, "boundaries": boundaries, "regression": regression,
+          "robustness": robustness, "feature_names": feature_names, "pretraining": pretraining}
+PIECES = ("half_image", "two_stage", "icl_calibration")  # experiments made of cached pieces (notebooks 08-10)
+
+
+def plan(experiment: str, profile: str = "quick") -> list[Run]:
+    """The runs of a table experiment for a profile."""
+    if experiment not in TABLES:
+        raise ValueError(f"Unknown experiment {experiment!r}; choose from {sorted(TABLES)}.")
+    if profile not in PROFILES:
+        raise ValueError(f"Unknown profile {profile!r}; choose from {PROFILES}.")
+    return TABLES[experiment].plan(profile)
+
+
+def run(experiment: str, profile: str = "quick", datasets_: list[str] | None = None, seeds: list[int] | None = None,
+        cache: ResultsCache | None = None, results_folder=None, write_csv: bool = True, log=print,
+        variants: list[str] | None = None) -> pd.DataFrame:
+    """Every planned run (or the chosen data sets/seeds/variants), from the cache where finished; returns all rows."""
+    planned = plan(experiment, profile)
+    for chosen, field in ((datasets_, "dataset"), (variants, "variant")):
+        unknown = set(chosen or ()) - {getattr(r, field) for r in planned}
+        if unknown:
+            raise ValueError(f"{sorted(unknown)} are not {field}s in the {profile} plan of {experiment!r}.")
+    runs = [r for r in planned if (datasets_ is None or r.dataset in datasets_) and (seeds is None or r.seed in seeds)
+            and (variants is None or r.variant in variants)]
+    return run_all(runs, profile, experiment, cache=cache, results_folder=results_folder, write_csv=write_csv, log=log)
+
+
+def notebook_results(experiment: str, profile: str, log=print) -> pd.DataFrame:
+    """What a notebook asserts on: this profile's runs computed by this checkout (from the cache where the same
+    code, settings and data ran before). Only the full profile writes results/."""
+    results = run(experiment, profile, write_csv=(profile == "full"), log=log)
+    results["source"] = f"this execution ({profile})"
+    return results
+
+
+def committed(experiment: str) -> pd.DataFrame:
+    """The committed full-profile rows (results/<experiment>_full.csv) for readers, each with its provenance in
+    `source` and `stale` (the learner code changed since it was computed)."""
+    return results_files.committed(experiment)
+
+
+def planned_full_runs(experiment: str) -> dict[str, list[tuple[str, str, int]]]:
+    """(dataset or piece, variant, seed) of every full-profile run, per results file the experiment writes."""
+    if experiment in TABLES:
+        return {experiment: [(r.dataset, r.variant, r.seed) for r in plan(experiment, "full")]}
+    if experiment == "half_image":
+        return {"half_image": [(name, "", 0) for name in half_image.image_sets("full")]}
+    if experiment == "two_stage":
+        return {"two_stage": [(two_stage.piece_name(task, n, seed), "", seed) for task in two_stage.TASKS
+                              for seed in two_stage.SEEDS["full"] for n in two_stage.SIZES["full"]]}
+    if experiment == "icl_calibration":
+        return {"icl": [(f"{name} k={k}", "", 0) for name, k in icl_calibration.ICL_SETS["full"].items()],
+                "calibration": [("{} {}".format(*icl_calibration.CALIBRATION_SET["full"]), "", 0)]}
+    raise ValueError(f"Unknown experiment {experiment!r}.")
+
+
+def status(experiments=None) -> pd.DataFrame:
+    """Every planned full-profile run with its state in results/: "current", "stale" or "missing"."""
+    return pd.concat([results_files.status(name, planned) for experiment in experiments or [*TABLES, *PIECES]
+                      for name, planned in planned_full_runs(experiment).items()], ignore_index=True)
+
+
+def status_report(table: pd.DataFrame) -> str:
+    """Counts per results file, then the runs that are not current, seeds gathered per (data set, variant)."""
+    counts = table.groupby(["experiment", "state"]).size().unstack("state", fill_value=0)
+    behind = table[table["state"] != "current"].groupby(["experiment", "state", "dataset", "variant"], sort=False)
+    lines = [f"{e} {state}: {d}{f' ({v})' if v else ''} seeds {sorted(group['seed'])}"
+             for (e, state, d, v), group in behind]
+    return counts.to_string() + "\n\n" + "\n".join(lines)
+
+
+def run_pieces(experiment: str, profile: str) -> None:
+    """The experiments of notebooks 08-10, made of cached pieces rather than LIFT-vs-baselines tables."""
+    if experiment == "half_image":
+        for name in half_image.image_sets(profile):
+            half_image.half_image_run(name, profile)
+    elif experiment == "two_stage":
+        for task in two_stage.TASKS:
+            two_stage.experiment(profile, task)
+    elif experiment == "icl_calibration":
+        for name, k in icl_calibration.ICL_SETS[profile].items():
+            icl_calibration.icl_run(name, k, profile)
+        icl_calibration.calibration_run(profile)
+    else:
+        raise ValueError(f"Unknown experiment {experiment!r}.")
+
+
+def piece_names(experiment: str, profile: str) -> list[str]:
+    """What run_pieces computes for an experiment and profile, one line per piece (for --list)."""
+    if experiment == "half_image":
+        return [f"{name}: {train} training images, {test} test images, {epochs} epochs ({options})"
+                for name, (options, train, test, epochs) in half_image.image_sets(profile).items()]
+    if experiment == "two_stage":
+        return [f"{task} n={n} seed={seed}: one stage and two stages" for task in two_stage.TASKS
+                for seed in two_stage.SEEDS[profile] for n in two_stage.SIZES[profile]]
+    if experiment == "icl_calibration":
+        return [*(f"icl {name} k={k}: in context vs LIFT on the same k"
+                  for name, k in icl_calibration.ICL_SETS[profile].items()),
+                "calibration: {} {} rows".format(*icl_calibration.CALIBRATION_SET[profile])]
+    raise ValueError(f"Unknown experiment {experiment!r}.")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m liftnb.paper", description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", nargs="?", choices=[*TABLES, *PIECES])
+    parser.add_argument("--profile", choices=PROFILES, default="quick")
+    parser.add_argument("--datasets", nargs="+")
+    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--variants", nargs="+", help='e.g. "p=1" (regression) or "random init" (pretraining)')
+    parser.add_argument("--list", action="store_true", help="print the plan and exit")
+    parser.add_argument("--status", action="store_true",
+                        help="count the full-profile runs of results/ that are current, stale or missing")
+    args = parser.parse_args(argv)
+    if args.status:
+        print(status_report(status([args.experiment] if args.experiment else None)))
+        return
+    if args.experiment is None:
+        parser.error("name an experiment (or --status)")
+    if args.experiment in PIECES:
+        if args.list:
+            print("\n".join(piece_names(args.experiment, args.profile)))
+            return
+        if args.datasets or args.seeds or args.variants:
+            parser.error(f"--datasets, --seeds and --variants apply to the table experiments, not {args.experiment!r}")
+        run_pieces(args.experiment, args.profile)
+        if args.profile == "full":
+            print("written:", results_path(args.experiment, args.profile))
+        return
+    if args.list:
+        for item in plan(args.experiment, args.profile):
+            print(item.dataset, item.variant, "seed", item.seed, "rows", item.rows or "all", item.style,
+                  dict(item.lift))
+        return
+    results = run(args.experiment, args.profile, args.datasets, args.seeds, variants=args.variants)
+    print(summary(results).to_string())
+    print("written:", results_path(args.experiment, args.profile))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,72 @@
+"""Results files: results/<experiment>_<profile>.csv, one row per method and run, merged as runs finish; the
+committed full-profile rows with their provenance and whether the learner that made them is still the current one."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..cache import learner_code
+
+RESULTS_DIR = Path(os.environ.get("LIFTNB_RESULTS", Path(__file__).resolve().parents[2] / "results"))
+RUN_COLUMNS = ["dataset", "variant", "seed"]  # what identifies a run inside one experiment's file
+
+
+def results_path(experiment: str, profile: str, folder: Path | None = None) -> Path:
+    return Path(folder or RESULTS_DIR) / f"{experiment}_{profile}.csv"
+
+
+def write_results(table: pd.DataFrame, path: Path) -> None:
+    """Merge into the results file, replacing earlier rows of the same (dataset, variant, seed), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        old = read_results(path)
+        done = set(map(tuple, table[RUN_COLUMNS].astype(str).to_numpy()))
+        old = old[[tuple(r) not in done for r in old[RUN_COLUMNS].astype(str).to_numpy()]]
+        table = pd.concat([old, table], ignore_index=True)
+    temporary = path.with_suffix(".tmp")
+    table.to_csv(temporary, index=False)
+    os.replace(temporary, path)
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """A results file with empty variants as "" (not NaN)."""
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    table["variant"] = table["variant"].fillna("") if "variant" in table else ""
+    return table
+
+
+def committed(experiment: str, folder: Path | None = None) -> pd.DataFrame:
+    """The committed full-profile rows of an experiment (empty if none), each with its provenance in `source` and
+    `stale`: True where the learner code that produced it differs from this checkout's (or was not recorded)."""
+    path = results_path(experiment, "full", folder)
+    if not path.exists():
+        return pd.DataFrame(columns=[*RUN_COLUMNS, "source", "stale"])
+    table = read_results(path)
+    recorded = table["learner_code"].astype(str) if "learner_code" in table else pd.Series("", index=table.index)
+    table["stale"] = recorded != learner_code()
+    table["source"] = [f"{path.name} @ {commit}" + (" (stale: learner changed since)" if stale else "")
+                       for commit, stale in zip(table.get("git_commit", "unknown"), table["stale"])]
+    return table
+
+
+def status(experiment: str, planned: list[tuple[str, str, int]], folder: Path | None = None) -> pd.DataFrame:
+    """Per planned full-profile run (dataset, variant, seed): "current", "stale" or "missing" in results/."""
+    rows = committed(experiment, folder)
+    stale = {(d, v, int(s)): bool(x) for d, v, s, x in zip(rows["dataset"], rows["variant"], rows["seed"],
+                                                          rows["stale"])}
+    return pd.DataFrame([{"experiment": experiment, "dataset": d, "variant": v, "seed": s,
+                          "state": "missing" if (d, v, s) not in stale else "stale" if stale[(d, v, s)] else "current"}
+                         for d, v, s in planned])
+
+
+def summary(results: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Mean ± std over seeds: data sets (and variants) as rows, methods as columns (strings like '0.967 ± 0.012').
+
+    metric defaults to accuracy where the results have it (classification), RAE otherwise (regression)."""
+    metric = metric or ("accuracy" if "accuracy" in results else "rae")
+    rows = ["dataset", "variant"] if "variant" in results and (results["variant"].fillna("") != "").any() else ["dataset"]
+    grouped = results.groupby([*rows, "method"], sort=False)[metric].agg(["mean", "std", "count"])
+    text = grouped.apply(lambda r: f"{r['mean']:.3f}" + (f" ± {r['std']:.3f}" if r["count"] > 1 else ""), axis=1)
+    return text.unstack("method")

@@ -1,0 +1,182 @@
+"""Running the paper's experiments: a run description, its cache key, its execution with provenance, and the
+named pieces of the experiments that are not LIFT-vs-baselines tables (notebooks 08-10)."""
+from __future__ import annotations
+
+import datetime
+import functools
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .. import baselines, datasets
+from ..cache import ResultsCache, computing_code, environment, fingerprint, learner_code, source_fingerprint
+from ..compare import lift_rows, lift_estimator, result_key
+from ..models import EMBEDDED, model_identity
+from ..templates import Template
+from . import figures, perturb
+from .results import results_path, write_results
+
+RUNNER = ("paper/runs.py", "paper/figures.py", "paper/perturb.py", "paper/results.py")  # code every run goes through
+PROVENANCE = ["experiment", "dataset", "variant", "seed", "profile", "model", "epochs", "train_layers", "n_rows",
+              "n_train", "tokens_per_row", "style", "git_commit", "date", "run_seconds", "code", "learner_code"]
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(*paper_modules: str) -> str:
+    """The core's computing code, the runner and the given paper modules (e.g. "paper/two_stage.py"), as one hash."""
+    return fingerprint([computing_code(), source_fingerprint(*RUNNER, *paper_modules)])[:16]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One LIFT-vs-baselines run: a data set (maybe subsampled), one train/validation seed, LIFT's settings."""
+
+    experiment: str
+    dataset: str
+    seed: int
+    rows: int | None = None  # stratified subsample of the data set before splitting (None: all rows)
+    style: str = "names"  # template style
+    lift: tuple = ()  # LIFTClassifier/LIFTRegressor parameters as (name, value) pairs
+    modes: tuple = ("score",)  # LIFT prediction modes to report
+    load: tuple = ()  # options of datasets.load as (name, value) pairs
+    template: tuple = ()  # extra Template settings as (name, value) pairs
+    baselines: tuple | None = None  # baseline names (None: all; (): none)
+    split: tuple = ()  # options of datasets.split, e.g. (("test_size", 100), ("val_size", 50))
+    changes: tuple = ()  # changes to the training part (perturb.apply), e.g. (("outliers", 0.1),)
+    variant: str = ""  # what tells this run apart from others on the same data set, e.g. "outliers 10%"
+
+    def data(self) -> datasets.Dataset:
+        return datasets.subsample(datasets.load(self.dataset, **dict(self.load)), self.rows)
+
+    def part(self, data: datasets.Dataset) -> datasets.Split:
+        part = datasets.split(data, seed=self.seed, **dict(self.split))
+        return perturb.apply(part, dict(self.changes), data.task, self.seed) if self.changes else part
+
+    def estimator(self, data: datasets.Dataset):
+        """The unfitted LIFT estimator of this run, its template built from the run's style and settings."""
+        settings = dict(self.template)
+        template = (Template.custom(**settings) if self.style == "custom"
+                    else datasets.template_for(data, style=self.style, **settings))
+        return lift_estimator(data, template=template, **{"verbose": 0, "random_state": self.seed, **dict(self.lift)})
+
+    def key(self, data: datasets.Dataset, profile: str) -> dict:
+        """Everything that determines the result (not the experiment's name: equal runs are shared)."""
+        return result_key(data, self.seed, self.estimator(data), modes=self.modes, baselines=repr(self.baselines),
+                          split=repr(self.split), changes=repr(self.changes),
+                          regions=figures.region_resolution(data, profile), code=code_fingerprint())
+
+
+def git_commit() -> str:
+    """The current commit of the repository liftnb runs from ('unknown' outside git)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(**fields) -> dict:
+    """Where a result came from: commit, date, the code fingerprints (all, and the learner's alone)."""
+    return {**fields, "git_commit": git_commit(), "date": datetime.date.today().isoformat()}
+
+
+def execute(run: Run, profile: str, data: datasets.Dataset | None = None) -> tuple[pd.DataFrame, dict]:
+    """Fit LIFT and the baselines for one run: (one row per method with provenance columns, figure extras)."""
+    started = time.perf_counter()
+    data = run.data() if data is None else data  # run_all() has loaded it already for the cache key
+    part = run.part(data)
+    estimator = run.estimator(data)
+    estimator.fit(part.X_train, part.y_train, validation_data=(part.X_val, part.y_val))
+    table = pd.DataFrame(lift_rows(estimator, part, run.modes)).set_index("method")
+    if run.baselines != ():
+        table = pd.concat([table, baselines.evaluate(part, data.task, names=run.baselines, seed=run.seed)])
+    table = table.reset_index()
+    extras = figures.extras(estimator, part, data, profile, run.seed)
+    columns = provenance(
+        experiment=run.experiment, dataset=run.dataset, variant=run.variant, seed=run.seed, profile=profile,
+        model=estimator.model or EMBEDDED, epochs=estimator.epochs, train_layers=estimator.train_layers,
+        n_rows=len(data.y), n_train=len(part.y_train), tokens_per_row=round(estimator.tokens_per_row_, 1),
+        style=run.style)
+    columns.update(run_seconds=round(time.perf_counter() - started, 1), code=code_fingerprint(),
+                   learner_code=learner_code())  # seconds: everything, the figures' extras included
+    for column, value in reversed(columns.items()):
+        table.insert(0, column, value)
+    return table, extras
+
+
+def run_all(runs: list[Run], profile: str, experiment: str, cache: ResultsCache | None = None,
+            results_folder: Path | None = None, write_csv: bool = True, log=print) -> pd.DataFrame:
+    """Every run, from the cache where finished; returns all rows (extras in .attrs["extras"]).
+
+    With write_csv, each finished run is merged into results/<experiment>_<profile>.csv as it completes."""
+    cache = cache or ResultsCache()
+    tables, extras = [], {}
+    for number, item in enumerate(runs, 1):
+        data = item.data()
+        started = time.perf_counter()
+
+        def compute(item=item, data=data):
+            table, figure_data = execute(item, profile, data)
+            return {"table": table.to_dict(orient="list"), "extras": figure_data}
+
+        stored, cached = cache.get_or_compute(item.key(data, profile), compute)
+        extras[(item.dataset, item.variant, item.seed)] = stored.get("extras", {})
+        table = pd.DataFrame(stored["table"]).assign(experiment=experiment, variant=item.variant, profile=profile)
+        tables.append(table)
+        if write_csv:
+            write_results(table, results_path(experiment, profile, results_folder))
+        lift = table[table["method"].str.startswith("lift")].iloc[0]
+        metric = "accuracy" if "accuracy" in lift and pd.notna(lift["accuracy"]) else "rae"
+        log(f"[{number}/{len(runs)}] {item.dataset} {item.variant} seed {item.seed}: LIFT {metric} {lift[metric]:.3f} "
+            f"({'cached' if cached else f'{time.perf_counter() - started:.0f} s'})")
+    results = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    results.attrs["extras"] = extras  # (dataset, variant, seed) -> what execute() kept for figures
+    return results
+
+
+def cached_piece(experiment: str, profile: str, piece: str, key: dict, compute, module: str,
+                 cache: ResultsCache | None = None, log=print) -> dict:
+    """One named piece of an experiment that is not a LIFT-vs-baselines table (notebooks 08-10).
+
+    compute() returns {"metrics": {name: number}, ...anything JSON-able for figures}. The key gets the code
+    (the core's, the runner's and `module`'s, the paper module that computes the piece), the library versions and
+    the embedded model's identity; key holds the rest (data, resolved settings). The piece runs once per key (then
+    comes from the cache); in the full profile its metrics and provenance are merged into
+    results/<experiment>_full.csv, one row per piece."""
+    cache = cache or ResultsCache()
+    started = time.perf_counter()
+    code = code_fingerprint(module)
+
+    def timed():
+        result = compute()
+        result["provenance"] = provenance(experiment=experiment, piece=piece, profile=profile)
+        result["provenance"].update(run_seconds=round(time.perf_counter() - started, 1), code=code,
+                                    learner_code=learner_code())
+        return result
+
+    full_key = {**key, "piece": piece, "code": code, "environment": environment(), "model": model_identity()}
+    result, cached = cache.get_or_compute(full_key, timed)
+    log(f"{experiment}/{piece}: {'cached' if cached else f'{time.perf_counter() - started:.0f} s'}")
+    if profile == "full":
+        row = pd.DataFrame([{"dataset": piece, "variant": "", "seed": key.get("seed", 0), **result["provenance"],
+                             **result["metrics"]}])
+        write_results(row, results_path(experiment, profile))
+    return result
+
+
+PROFILES = ("quick", "full")
+
+
+def runs_for(experiment: str, profile: str, table: dict, seeds=None, **common) -> list[Run]:
+    """Runs for {(dataset, variant): settings} with seed 0 (quick) or 0, 1, 2 (full)."""
+    seeds = seeds or ((0,) if profile == "quick" else (0, 1, 2))
+    runs = []
+    for (dataset, variant), settings in table.items():
+        settings = {"style": "no_names", **common, **settings}
+        for name in ("lift", "load", "template", "split", "changes"):
+            settings[name] = tuple(sorted(dict(settings.get(name, {})).items()))
+        runs += [Run(experiment, dataset, seed, variant=variant, **settings) for seed in seeds]
+    return runs
