@@ -41,7 +41,7 @@ def fingerprint(value: Any) -> str:
 
 PACKAGE = Path(__file__).resolve().parent
 # Core modules that display, time or key results without computing them; every other core module computes.
-NOT_COMPUTING = frozenset({"__init__.py", "widgets.py", "progress.py", "demo.py", "bench.py", "cache.py"})
+NOT_COMPUTING = frozenset({"__init__.py", "widgets.py", "progress.py", "bench.py", "cache.py"})
 LEARNER = ("finetune", "models.py", "predict.py", "templates.py", "estimators.py")  # what trains and predicts
 VERSIONED = ("torch", "transformers", "peft", "accelerate", "numpy", "pandas", "scikit-learn", "xgboost", "scipy")
 

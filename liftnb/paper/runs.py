@@ -79,7 +79,7 @@ def git_commit() -> str:
 
 
 def provenance(**fields) -> dict:
-    """Where a result came from: commit, date, the code fingerprints (all, and the learner's alone)."""
+    """The given fields with where a result came from: the git commit and the date."""
     return {**fields, "git_commit": git_commit(), "date": datetime.date.today().isoformat()}
 
 
