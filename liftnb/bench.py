@@ -26,7 +26,7 @@ WORKLOAD = {"dataset": "iris", "template": "names", "batch_size": 8}
 # name -> what the child process fits; "reference" is HF Trainer, fp32, all layers, answer-only labels.
 VARIANTS = {
     "reference": {"kind": "hf_trainer", "epochs": 3, "learning_rate": 5e-5},
-    "liftnb_default": {"kind": "liftnb"},  # FitConfig defaults: top 12 layers, cached lower layers, bf16, 6 epochs
+    "liftnb_default": {"kind": "liftnb"},  # FitConfig defaults: top 40% of the layers (12 of 30), cached lower layers, bf16, 6 epochs
     "liftnb_all_layers_bf16": {"kind": "liftnb", "train_layers": None, "epochs": 3, "learning_rate": 5e-5},
     "liftnb_fast": {"kind": "liftnb", "epochs": 4, "learning_rate": 3e-4},  # defaults, 4 epochs at a higher lr
     "liftnb_lora_top12": {"kind": "liftnb", "lora": 16, "learning_rate": 1e-3},
@@ -100,13 +100,15 @@ def _fit_reference(spec: dict, X_train, y_train, template, batch_size: int):
 
 def _fit_liftnb(spec: dict, X_train, y_train, template):
     from .estimators import LIFTClassifier
+    from .finetune.surgery import layer_list
 
     params = {k: v for k, v in spec.items() if k != "kind"}
     clf = LIFTClassifier(template=template, verbose=0, batch_size=WORKLOAD["batch_size"], **params)
     started = time.perf_counter()
     clf.fit(X_train, y_train)
     seconds = time.perf_counter() - started
-    info = {"trained_layers": clf.train_layers, "cached_layers": clf.history_.cached_layers,
+    trained = sum(any(p.requires_grad for p in layer.parameters()) for layer in layer_list(clf.model_)[2])
+    info = {"trained_layers": trained, "cached_layers": clf.history_.cached_layers,
             "epochs": clf.epochs}
     spec.setdefault("epochs", clf.epochs)
     return clf, seconds, clf.history_.trained_tokens, info

@@ -34,6 +34,16 @@ def result_key(data: Dataset, seed: int, estimator, **more) -> dict:
             "model": model_identity(estimator.model), "environment": environment(), "code": computing_code(), **more}
 
 
+def training_summary(history) -> dict:
+    """How a fit went: its length, the kept epoch, its validation score and the per-epoch validation curve."""
+    curve = [m["val_score"] for m in history.epochs if "val_score" in m]
+    kept = history.epochs[history.best_epoch - 1] if history.best_epoch else {}
+    return {"fit_seconds": round(history.seconds, 1), "steps": history.steps, "epochs_run": len(history.epochs),
+            "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
+            "val_score": kept.get("val_score"), "val_tiebreak": kept.get("val_tiebreak"),
+            "val_curve": " ".join(f"{v:.4g}" for v in curve)}
+
+
 def lift_rows(estimator, part: Split, modes=("score",)) -> list[dict]:
     """Test metrics of a fitted LIFT estimator, one row per prediction mode."""
     rows = []
@@ -52,7 +62,7 @@ def lift_rows(estimator, part: Split, modes=("score",)) -> list[dict]:
                    "rae_unfiltered": metrics.rae(y_test, predicted), "rmse": metrics.rmse(y_test, predicted),
                    "invalid_rate": estimator.invalid_rate_}
         row["seconds"] = estimator.history_.seconds + (time.perf_counter() - started)
-        rows.append(row)
+        rows.append({**row, **training_summary(estimator.history_)})
     estimator.set_params(predict_mode="score")
     return rows
 

@@ -17,7 +17,7 @@ from .atomic import atomic_folder
 from .finetune import FitConfig, prepare_text_training
 from .finetune.surgery import prepare_trainable, wants_bf16
 from .models import load_lm, resolve_device
-from .predict import generate_answers, number_token_ids, score_answers, softmax_rows
+from .predict import generate_answers, log_softmax_rows, number_token_ids, score_answers, softmax_rows
 from .templates import Template
 
 _FORMAT_VERSION = 1
@@ -80,12 +80,16 @@ class _LIFTBase(BaseEstimator):
 
     _task = "classification"
 
-    def __init__(self, model=None, template=None, epochs=6, batch_size=8, learning_rate=None, lora=None,
-                 train_layers=12, precision="auto", predict_mode="score", random_state=0, device="auto",
-                 verbose=1, callbacks=None, checkpoint_dir=None):
+    def __init__(self, model=None, template=None, epochs=6, min_steps=0, max_steps=None, patience=None,
+                 batch_size=8, learning_rate=None, lora=None, train_layers=0.4, precision="auto", predict_mode="score",
+                 random_state=0, device="auto", verbose=1, callbacks=None, checkpoint_dir=None, warmup_ratio=0.06,
+                 weight_decay=0.01, lora_alpha=None, gradient_accumulation_steps=1):
         self.model = model
         self.template = template
         self.epochs = epochs
+        self.min_steps = min_steps
+        self.max_steps = max_steps
+        self.patience = patience
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.lora = lora
@@ -97,12 +101,20 @@ class _LIFTBase(BaseEstimator):
         self.verbose = verbose
         self.callbacks = callbacks
         self.checkpoint_dir = checkpoint_dir
+        self.warmup_ratio = warmup_ratio
+        self.weight_decay = weight_decay
+        self.lora_alpha = lora_alpha
+        self.gradient_accumulation_steps = gradient_accumulation_steps
 
     # ----- helpers -------------------------------------------------------------------------------------------
     def fit_config(self) -> FitConfig:
         """The FitConfig these parameters describe."""
-        return FitConfig(epochs=int(self.epochs), batch_size=int(self.batch_size), learning_rate=self.learning_rate,
-                         lora=self.lora, train_layers=self.train_layers, precision=self.precision,
+        return FitConfig(epochs=int(self.epochs), min_steps=int(self.min_steps), max_steps=self.max_steps,
+                         patience=self.patience, batch_size=int(self.batch_size), learning_rate=self.learning_rate,
+                         lora=self.lora, lora_alpha=self.lora_alpha, train_layers=self.train_layers,
+                         precision=self.precision, warmup_ratio=float(self.warmup_ratio),
+                         weight_decay=float(self.weight_decay),
+                         gradient_accumulation_steps=int(self.gradient_accumulation_steps),
                          seed=int(self.random_state or 0), checkpoint_dir=self.checkpoint_dir)
 
     def resolved_settings(self) -> dict:
@@ -133,7 +145,7 @@ class _LIFTBase(BaseEstimator):
             raise ValueError(f"X's columns {list(frame.columns)} differ from the columns seen in fit {self.columns_}.")
         return frame
 
-    def _fit(self, frame: pd.DataFrame, targets, validation_data, validate_fn, resume=False):
+    def _fit(self, frame: pd.DataFrame, targets, validation_data, resume=False):
         template = self.template if self.template is not None else Template()
         self.template_ = template.bind(frame, task=self._task, classes=getattr(self, "classes_", None))
         training = prepare_text_training(self.model, self.template_.prompts(frame),
@@ -144,7 +156,7 @@ class _LIFTBase(BaseEstimator):
         validate = None
         if validation_data is not None:
             X_val, y_val = validation_data
-            validate = lambda: {"val_score": float(validate_fn(X_val, y_val))}  # noqa: E731
+            validate = lambda: self._validation_metrics(X_val, y_val)  # noqa: E731
         self.tokens_per_row_ = training.tokens_per_row
         try:
             self.history_ = training.trainer.fit(training.examples, validate=validate, resume=resume)
@@ -235,8 +247,9 @@ class LIFTClassifier(ClassifierMixin, _LIFTBase):
     _task = "classification"
 
     def fit(self, X, y, validation_data=None, resume=False):
-        """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val accuracy.
-        resume=True continues from the checkpoint in checkpoint_dir (after an interrupted fit)."""
+        """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val accuracy (label
+        scoring, whatever predict_mode; ties go to the higher log-probability of the true classes) and stop after
+        `patience` epochs without a better one. resume=True continues from the checkpoint in checkpoint_dir."""
         if self.predict_mode not in ("score", "generate"):
             raise ValueError(f"predict_mode must be 'score' or 'generate', not {self.predict_mode!r}.")
         _require_y(self, y)
@@ -250,7 +263,18 @@ class LIFTClassifier(ClassifierMixin, _LIFTBase):
             raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least 2 classes.")
         codes = np.searchsorted(self.classes_, y)
         self.majority_code_ = int(np.bincount(codes).argmax())
-        return self._fit(frame, codes, validation_data, self.score, resume)
+        return self._fit(frame, codes, validation_data, resume)
+
+    def _validation_metrics(self, X_val, y_val) -> dict:
+        """Accuracy by label scoring and the mean log-probability of the true class (rows of unseen classes count
+        as wrong and are left out of the mean); leaves invalid_rate_ and last_completions_ alone."""
+        log_probabilities = log_softmax_rows(self.predict_log_likelihood(X_val))
+        y_val = np.asarray(y_val).ravel()
+        known = np.isin(y_val, self.classes_)
+        truth = np.searchsorted(self.classes_, y_val[known])
+        accuracy = float((log_probabilities[known].argmax(axis=1) == truth).sum() / len(y_val))
+        true_class = log_probabilities[known][np.arange(len(truth)), truth]
+        return {"val_score": accuracy, "val_tiebreak": float(true_class.mean()) if len(truth) else -np.inf}
 
     def predict_log_likelihood(self, X) -> np.ndarray:
         """Per-class answer log-likelihoods, shape (rows, classes)."""
@@ -307,8 +331,9 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
     _task = "regression"
 
     def fit(self, X, y, validation_data=None, resume=False):
-        """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val R^2.
-        resume=True continues from the checkpoint in checkpoint_dir (after an interrupted fit)."""
+        """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the lowest val RAE (relative
+        absolute error) and stop after `patience` epochs without a better one. resume=True continues from the
+        checkpoint in checkpoint_dir (after an interrupted fit)."""
         _require_y(self, y)
         frame = self._frame(X, fitting=True)
         y = _column_vector(np.asarray(y, dtype=float))
@@ -317,7 +342,7 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         self.train_mean_ = float(y.mean())
-        return self._fit(frame, y, validation_data, self.score, resume)
+        return self._fit(frame, y, validation_data, resume)
 
     def generate(self, X) -> list[str]:
         """Raw greedy completions for X (number tokens only)."""
@@ -328,11 +353,25 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
                                 batch_size=max(8, 4 * int(self.batch_size)),
                                 allowed_token_ids=number_token_ids(self.tokenizer_, self.template_.answer_end))
 
-    def predict(self, X) -> np.ndarray:
-        """Decoded numbers; invalid answers become the training mean (counted in invalid_rate_)."""
+    def _decode(self, X) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(numbers with invalid answers as the training mean, which were invalid, raw completions)."""
         completions = self.generate(X)
         values = [self.template_.parse(c) for c in completions]
         invalid = np.array([v is None for v in values])
+        return np.array([self.train_mean_ if v is None else v for v in values], dtype=float), invalid, completions
+
+    def _validation_metrics(self, X_val, y_val) -> dict:
+        """Minus the relative absolute error (higher is better) and the invalid rate, without touching
+        invalid_rate_ and last_completions_ of the user's own predict calls."""
+        predicted, invalid, _ = self._decode(X_val)
+        y_val = np.asarray(y_val, dtype=float).ravel()
+        spread = np.abs(y_val - self.train_mean_).sum()
+        rae = float(np.abs(y_val - predicted).sum() / spread) if spread > 0 else float(np.abs(y_val - predicted).mean())
+        return {"val_score": -rae, "val_invalid_rate": float(invalid.mean())}
+
+    def predict(self, X) -> np.ndarray:
+        """Decoded numbers; invalid answers become the training mean (counted in invalid_rate_)."""
+        predicted, invalid, completions = self._decode(X)
         self.invalid_rate_ = float(invalid.mean())
         self.last_completions_ = completions
-        return np.array([self.train_mean_ if v is None else v for v in values], dtype=float)
+        return predicted

@@ -96,11 +96,15 @@ def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[st
     return scores
 
 
+def log_softmax_rows(scores: np.ndarray) -> np.ndarray:
+    """Class log-probabilities from per-class log-likelihoods."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
 def softmax_rows(scores: np.ndarray) -> np.ndarray:
     """Class probabilities from per-class log-likelihoods."""
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+    return np.exp(log_softmax_rows(scores))
 
 
 class _AllowOnly:

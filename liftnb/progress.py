@@ -51,7 +51,7 @@ class TextProgress(_Timing):
     def on_epoch_end(self, trainer, metrics):
         super().on_epoch_end(trainer, metrics)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "epoch" and isinstance(v, (int, float)))
-        print(f"epoch {trainer.epoch}/{trainer.config.epochs}: {shown} [{_clock(self.elapsed())} elapsed, "
+        print(f"epoch {trainer.epoch}/{trainer.planned_epochs}: {shown} [{_clock(self.elapsed())} elapsed, "
               f"~{_clock(self.eta())} left]", flush=True)
 
 

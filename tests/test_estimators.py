@@ -102,6 +102,51 @@ def test_regressor_invalid_answers_fall_back_to_training_mean(toy, monkeypatch):
     assert reg.invalid_rate_ == 0.5 and reg.last_completions_ == completions
 
 
+def test_validation_scores_by_labels_and_leaves_the_users_predict_attributes_alone(toy):
+    X, y = toy
+    clf = LIFTClassifier(**FAST, predict_mode="generate").fit(X, y, validation_data=(X, y))
+    assert not hasattr(clf, "invalid_rate_") and not hasattr(clf, "last_completions_")  # fit never generated
+    scores = clf.predict_log_likelihood(X)  # one epoch: the model holds the validated weights
+    truth = np.searchsorted(clf.classes_, y)
+    (kept,) = clf.history_.epochs
+    assert kept["val_score"] == pytest.approx((scores.argmax(1) == truth).mean())
+    log_probability = scores - np.log(np.exp(scores).sum(1, keepdims=True))
+    assert kept["val_tiebreak"] == pytest.approx(log_probability[np.arange(len(y)), truth].mean(), abs=1e-5)
+    clf.predict(X.head(3))
+    completions = list(clf.last_completions_)
+    clf.fit(X, y, validation_data=(X, y))  # a refit validates without generating
+    assert not hasattr(clf, "last_completions_") or clf.last_completions_ == completions
+
+
+def test_regressor_validation_is_relative_absolute_error_and_leaves_invalid_rate_alone(toy, monkeypatch):
+    X, _ = toy
+    y = X["length"].to_numpy() * 2
+    reg = LIFTRegressor(**FAST)
+    reg.train_mean_ = float(y.mean())
+    half = np.full(len(y), np.nan)
+    half[::2] = y[::2]  # every other answer exact, the rest invalid (the training mean)
+    completions = [f"{v}@@@" if np.isfinite(v) else "?" for v in half]
+    monkeypatch.setattr(reg, "generate", lambda frame: list(completions))
+    reg.template_ = type("T", (), {"parse": staticmethod(lambda c: None if c == "?" else float(c[:-3]))})()
+    metrics = reg._validation_metrics(X, y)
+    expected = np.abs(y[1::2] - y.mean()).sum() / np.abs(y - y.mean()).sum()
+    assert metrics == {"val_score": pytest.approx(-expected), "val_invalid_rate": 0.5}
+    assert not hasattr(reg, "invalid_rate_")
+
+
+def test_every_training_setting_is_reachable_from_the_estimator(toy):
+    X, y = toy
+    settings = dict(min_steps=7, max_steps=9, patience=2, warmup_ratio=0.2, weight_decay=0.0, lora=2, lora_alpha=8,
+                    gradient_accumulation_steps=2, train_layers=0.5)
+    clf = LIFTClassifier(**{**FAST, **settings})
+    config = clf.fit_config()
+    assert {k: getattr(config, k) for k in settings} == settings
+    assert clf.resolved_settings()["fit_config"]["lora_alpha"] == 8
+    clf.fit(X, y)  # 24 rows, batch 16, accumulation 2: one step an epoch, raised to 7
+    assert clf.history_.steps == 7 and len(clf.history_.epochs) == 7
+    assert clone(clf).get_params()["gradient_accumulation_steps"] == 2
+
+
 def test_pipeline_and_cross_validation(toy):
     X, y = toy
     pipe = make_pipeline(FunctionTransformer(lambda frame: frame), LIFTClassifier(**FAST))

@@ -161,8 +161,90 @@ def test_nan_loss_stops_training_with_a_clear_message(tiny):
 
 
 def test_bad_train_layers_is_a_clear_error(tiny):
-    with pytest.raises(ValueError, match="train_layers must be between 1 and 2"):
+    with pytest.raises(ValueError, match="train_layers must be between 1 and 2 .*a fraction such as 0.4"):
         Trainer(*tiny, FitConfig(train_layers=5))
+    with pytest.raises(ValueError, match="train_layers=1.5 is a float"):
+        Trainer(*tiny, FitConfig(train_layers=1.5))
+    with pytest.raises(ValueError, match="train_layers must be a number"):
+        Trainer(*tiny, FitConfig(train_layers="top"))
+
+
+@pytest.mark.parametrize("fraction, depth, trained", [(0.4, 30, 12), (0.4, 6, 2), (0.5, 2, 1), (0.01, 12, 1),
+                                                      (1.0, 7, 7)])
+def test_a_fractional_train_layers_follows_the_models_depth(fraction, depth, trained):
+    assert FitConfig(train_layers=fraction).trained_layer_count(depth) == trained
+
+
+def test_a_fraction_trains_the_top_layers_of_the_tiny_model(tiny):
+    trainer = Trainer(*tiny, FitConfig(train_layers=0.5, precision="fp32"))
+    _, _, layers = layer_list(trainer.model)
+    assert [any(p.requires_grad for p in layer.parameters()) for layer in layers] == [False, True]
+
+
+def _examples(tokenizer, n=8):
+    return encode(tokenizer, PROMPTS * (n // len(PROMPTS)), ANSWERS * (n // len(ANSWERS)))
+
+
+@pytest.mark.parametrize("settings, steps, epochs", [
+    ({"epochs": 2}, 8, 2),  # 8 rows, batch 2: 4 steps an epoch
+    ({"epochs": 2, "min_steps": 10}, 10, 3),  # raised to 10 steps: the third epoch stops after 2 of its 4 steps
+    ({"epochs": 5, "max_steps": 6}, 6, 2),
+    ({"epochs": 0, "min_steps": 3}, 3, 1),
+    ({"epochs": 2, "min_steps": 10, "gradient_accumulation_steps": 2}, 10, 5),  # 2 steps an epoch
+])
+def test_training_length_in_steps(tiny, settings, steps, epochs):
+    trainer = Trainer(*tiny, FitConfig(**{"batch_size": 2, "precision": "fp32", "train_layers": 1, **settings}))
+    history = trainer.fit(_examples(trainer.tokenizer))
+    assert (history.steps, len(history.epochs), trainer.total_steps) == (steps, epochs, steps)
+    assert len(history.step_loss) == steps * settings.get("gradient_accumulation_steps", 1)
+
+
+@pytest.mark.parametrize("settings, message", [({"epochs": 0}, "Nothing to train"), ({"max_steps": 0}, "max_steps"),
+                                               ({"patience": 0}, "patience"), ({"min_steps": -1}, "min_steps")])
+def test_bad_training_length_is_a_clear_error(tiny, settings, message):
+    trainer = Trainer(*tiny, FitConfig(**{"precision": "fp32", "train_layers": 1, **settings}))
+    with pytest.raises(ValueError, match=message):
+        trainer.fit(_examples(trainer.tokenizer))
+
+
+def _validated_fit(tiny, scores, tiebreaks=None, **settings):
+    """Fit with a validate() that returns the given per-epoch scores; returns (history, snapshots per epoch)."""
+    model, tokenizer = tiny
+    snapshots = {}
+
+    class Snapshot(Callback):
+        def on_epoch_end(self, trainer, metrics):
+            snapshots[trainer.epoch] = {k: v.detach().clone() for k, v in trainer.model.named_parameters()
+                                        if v.requires_grad}
+
+    values = iter(zip(scores, tiebreaks or [None] * len(scores)))
+
+    def validate():
+        score, tiebreak = next(values)
+        return {"val_score": score} if tiebreak is None else {"val_score": score, "val_tiebreak": tiebreak}
+
+    config = FitConfig(**{"epochs": len(scores), "batch_size": 2, "precision": "fp32", "learning_rate": 1e-3,
+                          "train_layers": 1, **settings})
+    trainer = Trainer(model, tokenizer, config, callbacks=[Snapshot()])
+    history = trainer.fit(encode(tokenizer, PROMPTS, ANSWERS), validate=validate)
+    for name, value in trainer.model.named_parameters():
+        if value.requires_grad:
+            assert torch.equal(value, snapshots[history.best_epoch][name])  # the kept epoch is what the model holds
+    return history
+
+
+def test_a_validation_tie_goes_to_the_higher_tiebreak_then_to_the_earlier_epoch(tiny):
+    assert _validated_fit(tiny, [0.5, 0.5, 0.5], [-2.0, -1.0, -1.5]).best_epoch == 2
+    assert _validated_fit(tiny, [0.5, 0.5, 0.5], [-1.0, -1.0, -1.0]).best_epoch == 1
+    assert _validated_fit(tiny, [0.5, 0.7, 0.5], [-0.1, -3.0, -0.1]).best_epoch == 2  # accuracy comes first
+
+
+def test_early_stopping_after_patience_epochs_without_a_better_one(tiny):
+    history = _validated_fit(tiny, [0.2, 0.6, 0.5, 0.6, 0.9, 1.0], patience=2)
+    assert history.stopped_early and history.best_epoch == 2 and len(history.epochs) == 4
+    assert history.steps == 4 * 2  # 4 rows, batch 2
+    history = _validated_fit(tiny, [0.2, 0.6, 0.5, 0.6, 0.9, 1.0], patience=3)
+    assert not history.stopped_early and history.best_epoch == 6 and len(history.epochs) == 6
 
 
 def test_bf16_keeps_trainable_weights_fp32_and_frozen_bf16(tiny):

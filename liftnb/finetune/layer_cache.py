@@ -23,7 +23,7 @@ class FrozenLayerCache:
         if any(p.requires_grad for n, p in model.named_parameters() if "embed" in n or "wte" in n):
             return None
         _, _, layers = layer_list(model)
-        start = len(layers) - int(trainer.config.train_layers)
+        start = len(layers) - trainer.config.trained_layer_count(len(layers))
         if start == 0:
             return None
         body = decoder_of(model)

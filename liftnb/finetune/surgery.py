@@ -75,9 +75,7 @@ def prepare_trainable(model, config: FitConfig, use_bf16: bool):
     """Freeze what is not trained, add LoRA adapters if asked; frozen weights go to bf16 when use_bf16."""
     _, _, layers = layer_list(model)
     n_layers = len(layers)
-    k = n_layers if config.train_layers is None else int(config.train_layers)
-    if not 1 <= k <= n_layers:
-        raise ValueError(f"train_layers must be between 1 and {n_layers} for this model, not {k}.")
+    k = config.trained_layer_count(n_layers)
     trained_layers = list(range(n_layers - k, n_layers))
     if config.lora:
         from peft import LoraConfig, get_peft_model

@@ -1,4 +1,5 @@
-"""The training loop: AdamW, warmup + linear decay, answer-only loss, callbacks, best-epoch selection, checkpoints."""
+"""The training loop: AdamW, warmup + linear decay, answer-only loss, callbacks, best-epoch selection with early
+stopping, checkpoints."""
 from __future__ import annotations
 
 import contextlib
@@ -52,7 +53,9 @@ class History:
 
     step_loss: list[float] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
+    best_epoch: int | None = None  # the epoch whose weights the model holds after fit (with validation)
+    steps: int = 0  # optimizer steps taken
+    stopped_early: bool = False  # validation did not improve for `patience` epochs
     seconds: float = 0.0
     trained_tokens: int = 0  # tokens passed through the model in training (prompt + answer), all epochs
     cached_layers: int = 0  # frozen lower layers computed once instead of every epoch
@@ -76,7 +79,8 @@ class Trainer:
         self.history = History()
         self.epoch = 0
         self.step = 0
-        self.total_steps = 0
+        self.total_steps = 0  # set by fit: epochs raised to min_steps, capped at max_steps
+        self.planned_epochs = 0  # set by fit: epochs that total_steps spans (early stopping may end sooner)
         self.runner = None  # the frozen-layer cache, when used
         self.accelerator = None  # set by fit
 
@@ -101,8 +105,9 @@ class Trainer:
         return self.accelerator.num_processes, self.accelerator.process_index
 
     def fit(self, examples: Sequence[Example], validate: Callable[[], dict] | None = None,
-            score_key: str = "val_score", resume: bool = False) -> History:
-        """Train on the examples; with `validate`, keep the epoch whose `score_key` is highest.
+            score_key: str = "val_score", tiebreak_key: str = "val_tiebreak", resume: bool = False) -> History:
+        """Train on the examples; with `validate`, keep the epoch whose `score_key` is highest, ties broken by the
+        highest `tiebreak_key` (if validate returns one), and stop after config.patience epochs without a better one.
 
         With config.checkpoint_dir, a checkpoint is written after every epoch and `resume=True` continues from it
         to the same result as an uninterrupted run. A KeyboardInterrupt leaves the weights of the last completed
@@ -131,12 +136,12 @@ class Trainer:
         world, _ = self._world()
         batches_per_epoch = math.ceil(math.ceil(len(examples) / config.batch_size) / world)
         steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation_steps)
-        total = steps_per_epoch * config.epochs
-        self.total_steps = total
+        self.total_steps = total = config.total_steps(steps_per_epoch)
+        self.planned_epochs = epochs = config.epochs_for(steps_per_epoch)
         warmup = max(1, int(round(config.warmup_ratio * total)))
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
-        best = {"state": None, "score": -math.inf}
+        best = {"state": None, "rank": (-math.inf, -math.inf)}
         first_epoch = 1
         if resume:
             first_epoch = self._restore(optimizer, schedule, generator, best)
@@ -149,21 +154,28 @@ class Trainer:
         completed = trainable_state(self.model)
         self.model.train()
         try:
-            for self.epoch in range(first_epoch, config.epochs + 1):
+            for self.epoch in range(first_epoch, epochs + 1):
+                if self.history.stopped_early or self.step >= total:
+                    break  # a resumed run that had already finished
                 metrics = self._train_epoch(examples, step_module, generator, optimizer, schedule, trainable)
                 if validate is not None:
                     self.model.eval()
                     metrics.update(validate())
                     self.model.train()
-                    if metrics.get(score_key, -math.inf) > best["score"]:
-                        best.update(score=metrics[score_key], state=trainable_state(self.model))
+                    rank = (metrics.get(score_key, -math.inf), metrics.get(tiebreak_key, -math.inf))
+                    if rank > best["rank"]:  # a tie on both keeps the earlier, shorter-trained epoch
+                        best.update(rank=rank, state=trainable_state(self.model))
                         self.history.best_epoch = self.epoch
+                    elif config.patience and self.epoch - (self.history.best_epoch or 0) >= config.patience:
+                        self.history.stopped_early = True
                 self.history.epochs.append(metrics)
                 completed = trainable_state(self.model)
                 if config.checkpoint_dir and self.accelerator.is_main_process:
                     self._save_checkpoint(completed, optimizer, schedule, generator, best)
                 for callback in self.callbacks:
                     callback.on_epoch_end(self, metrics)
+                if self.history.stopped_early:
+                    break
         except KeyboardInterrupt:
             self.history.interrupted = True
             self.model.load_state_dict(completed, strict=False)  # the last completed epoch, not half of one
@@ -171,7 +183,9 @@ class Trainer:
         finally:
             self.model.eval()
             self.history.seconds += time.perf_counter() - started
-        if best["state"] is not None and self.history.best_epoch != config.epochs:
+        self.history.steps = self.step
+        last_epoch = self.history.epochs[-1]["epoch"] if self.history.epochs else None
+        if best["state"] is not None and self.history.best_epoch != last_epoch:
             self.model.load_state_dict(best["state"], strict=False)
         for callback in self.callbacks:
             callback.on_train_end(self)
@@ -181,6 +195,8 @@ class Trainer:
         config, accelerator = self.config, self.accelerator
         epoch_loss, epoch_batches = 0.0, 0
         for indices in self._batches(examples, generator, config.shuffle):
+            if self.step >= self.total_steps:
+                break  # the last epoch of a run whose length is set in steps ends part-way
             inputs = collate([examples[i] for i in indices], self.tokenizer.pad_token_id, self.device)
             with accelerator.accumulate(step_module):
                 loss = step_module(indices, inputs)

@@ -7,7 +7,8 @@
     python -m liftnb.paper --status                                 # committed full rows: current, stale, missing
 
 Experiments (notebooks): classification (02), boundaries (03), regression (04), robustness (05), feature_names (06),
-pretraining (07), half_image (08), two_stage (09), icl_calibration (10).
+pretraining (07), half_image (08), two_stage (09), icl_calibration (10); sweep: the learner's defaults chosen on
+validation data (README, "How the defaults were chosen").
 
 Each run is cached by everything that determines it (data, every resolved setting, model, library versions and
 the computing code's fingerprint), so an interrupted command continues where it stopped, a notebook re-run takes
@@ -24,12 +25,12 @@ import pandas as pd
 
 from ..cache import ResultsCache
 from . import (boundaries, classification, feature_names, half_image, icl_calibration, pretraining, regression,
-               results as results_files, robustness, two_stage)
+               results as results_files, robustness, sweep, two_stage)
 from .results import results_path, summary
 from .runs import PROFILES, Run, run_all
 
 TABLES = {"classification": classification, "boundaries": boundaries, "regression": regression,
-          "robustness": robustness, "feature_names": feature_names, "pretraining": pretraining}
+          "robustness": robustness, "feature_names": feature_names, "pretraining": pretraining, "sweep": sweep}
 PIECES = ("half_image", "two_stage", "icl_calibration")  # experiments made of cached pieces (notebooks 08-10)
 
 
