@@ -25,6 +25,20 @@ def test_plans_cover_the_issue_and_profiles_differ():
         assert name in full_sets
 
 
+def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds():
+    from liftnb.paper import sweep
+
+    full = reproduce.plan("sweep", "full")
+    assert len({r.dataset for r in full}) >= 10 and {r.seed for r in full} == {0, 1, 2}
+    assert all(r.baselines == () and r.experiment == "sweep" for r in full)
+    for variant, settings in sweep.VARIANTS.items():
+        changed = {k for k in {*settings, *sweep.CENTRE} if settings.get(k) != sweep.CENTRE.get(k)}
+        assert len(changed) <= 2 or variant == "old", (variant, changed)  # LoRA moves rank and layers together
+        assert {r.dataset for r in full if r.variant == variant} == set(sweep.SETS)
+    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2) == (4, 0.6)
+    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", None) == (5, 0.9)
+
+
 def test_unknown_experiment_profile_or_dataset_is_named():
     with pytest.raises(ValueError, match="experiment"):
         reproduce.plan("nope")
@@ -219,6 +233,13 @@ def test_notebooks_assert_on_this_checkouts_runs_and_show_committed_rows_apart(t
     assert (states.drop("iris") == "missing").all() and len(states) == len(reproduce.plan("classification", "full"))
     report = reproduce.status_report(reproduce.status(["classification"]))
     assert "classification stale: iris seeds [1, 2]" in report and "classification missing: wine seeds [0, 1, 2]" in report
+
+
+def test_committed_rows_without_a_recorded_commit_say_unknown(tmp_path):
+    pd.DataFrame({"dataset": ["iris", "wine"], "variant": ["", ""], "seed": [0, 0]}).to_csv(
+        tmp_path / "classification_full.csv", index=False)
+    committed = results.committed("classification", tmp_path)
+    assert list(committed["source"]) == ["classification_full.csv @ unknown (stale: learner changed since)"] * 2
 
 
 def _iris_run():

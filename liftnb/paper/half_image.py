@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 

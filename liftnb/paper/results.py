@@ -47,7 +47,8 @@ def committed(experiment: str, folder: Path | None = None) -> pd.DataFrame:
     recorded = table["learner_code"].astype(str) if "learner_code" in table else pd.Series("", index=table.index)
     table["stale"] = recorded != learner_code()
     table["source"] = [f"{path.name} @ {commit}" + (" (stale: learner changed since)" if stale else "")
-                       for commit, stale in zip(table.get("git_commit", "unknown"), table["stale"])]
+                       for commit, stale in zip(table["git_commit"] if "git_commit" in table else
+                                                        ["unknown"] * len(table), table["stale"])]
     return table
 
 
