@@ -36,12 +36,14 @@ def result_key(data: Dataset, seed: int, estimator, **more) -> dict:
 
 def training_summary(history) -> dict:
     """How a fit went: its length, the kept epoch, its validation score and the per-epoch validation curve."""
-    curve = [m["val_score"] for m in history.epochs if "val_score" in m]
+    def curve(key):
+        return " ".join(f"{m[key]:.4g}" for m in history.epochs if key in m)
+
     kept = history.epochs[history.best_epoch - 1] if history.best_epoch else {}
     return {"fit_seconds": round(history.seconds, 1), "steps": history.steps, "epochs_run": len(history.epochs),
             "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
             "val_score": kept.get("val_score"), "val_tiebreak": kept.get("val_tiebreak"),
-            "val_curve": " ".join(f"{v:.4g}" for v in curve)}
+            "val_curve": curve("val_score"), "val_tiebreak_curve": curve("val_tiebreak")}
 
 
 def lift_rows(estimator, part: Split, modes=("score",)) -> list[dict]:

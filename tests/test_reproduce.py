@@ -37,6 +37,7 @@ def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds()
         assert {r.dataset for r in full if r.variant == variant} == set(sweep.SETS)
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2) == (4, 0.6)
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", None) == (5, 0.9)
+    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2, "-2 -1 -0.5 -0.4 -0.3") == (5, 0.9)  # ties improved
 
 
 def test_unknown_experiment_profile_or_dataset_is_named():

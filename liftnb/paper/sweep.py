@@ -46,17 +46,19 @@ def plan(profile: str = "quick") -> list[Run]:
     return runs
 
 
-def patience_choice(curve: str, patience: int | None) -> tuple[int, float]:
-    """(epochs run, kept validation score) had training stopped after `patience` epochs without a better score
-    (the weights of each epoch are those of the full run: early stopping only cuts the run short)."""
+def patience_choice(curve: str, patience: int | None, tiebreak_curve: str = "") -> tuple[int, float]:
+    """(epochs run, kept validation score) had training stopped after `patience` epochs without a better
+    (score, tiebreak), as Trainer.fit ranks epochs; the weights of each epoch are those of the full run: early
+    stopping only cuts the run short."""
     scores = [float(v) for v in str(curve).split()]
-    best, best_epoch = -np.inf, 0
-    for epoch, score in enumerate(scores, 1):
-        if score > best:
-            best, best_epoch = score, epoch
+    tiebreaks = [float(v) for v in str(tiebreak_curve or "").split()] or [-np.inf] * len(scores)
+    best, best_epoch = (-np.inf, -np.inf), 0
+    for epoch, rank in enumerate(zip(scores, tiebreaks), 1):
+        if rank > best:
+            best, best_epoch = rank, epoch
         elif patience and epoch - best_epoch >= patience:
-            return epoch, best
-    return len(scores), best
+            return epoch, best[0]
+    return len(scores), best[0]
 
 
 def table(results: pd.DataFrame) -> pd.DataFrame:
