@@ -38,6 +38,14 @@ def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds()
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2) == (4, 0.6)
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", None) == (5, 0.9)
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2, "-2 -1 -0.5 -0.4 -0.3") == (5, 0.9)  # ties improved
+    rows = pd.DataFrame({"dataset": ["tae"] * 5, "variant": ["old", "old", "steps300", "steps300", "steps300"],
+                         "seed": [0, 1, 0, 1, 1], "method": ["lift_score"] * 4 + ["majority"],
+                         "val_score": [0.3, 0.5, 0.6, 0.8, None], "accuracy": [0.4, 0.2, 0.7, 0.5, 0.35],
+                         "fit_seconds": [20, 22, 90, 80, None], "steps": [72, 72, 300, 300, None]})
+    means = sweep.table(rows)
+    assert means.loc["tae", ("val", "old")] == pytest.approx(0.4)  # the majority row is left out
+    assert means.loc["tae", ("test", "steps300")] == pytest.approx(0.6)
+    assert means.loc["tae", ("seeds", "steps300")] == 2 and means.loc["tae", ("steps", "old")] == 72
 
 
 def test_unknown_experiment_profile_or_dataset_is_named():

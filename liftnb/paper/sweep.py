@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .runs import Run
+from .runs import Run, runs_for
 
 OLD = {"epochs": 6}  # the default before this sweep: 6 epochs of batch 8, top 40% of the layers (12 of 30), lr 2e-4
 CENTRE = {"epochs": 6, "min_steps": 300}  # at least 300 optimizer steps: TAE 45 -> 77% in the probe
@@ -35,15 +35,12 @@ QUICK = {"old": ("pollution",), "steps300": ("pollution",)}
 
 def plan(profile: str = "quick") -> list[Run]:
     """Sweep runs: (variant, data set, seed), cheapest data sets first; quick is a two-run smoke plan."""
-    stages, seeds = (QUICK, (0,)) if profile == "quick" else (STAGES, (0, 1, 2))
-    runs = []
-    for variant, names in stages.items():
-        for name in names:
-            for seed in seeds:
-                runs.append(Run("sweep", name, seed, rows=SETS[name], style=STYLES.get(name, "no_names"),
-                                lift=tuple(sorted(VARIANTS[variant].items())), load=LOADS.get(name, ()),
-                                template=TEMPLATES.get(name, ()), baselines=(), variant=variant))
-    return runs
+    stages = QUICK if profile == "quick" else STAGES
+    table = {(name, variant): {"rows": SETS[name], "style": STYLES.get(name, "no_names"),
+                               "lift": VARIANTS[variant], "load": LOADS.get(name, ()),
+                               "template": TEMPLATES.get(name, ()), "baselines": ()}
+             for variant, names in stages.items() for name in names}
+    return runs_for("sweep", profile, table)
 
 
 def patience_choice(curve: str, patience: int | None, tiebreak_curve: str = "") -> tuple[int, float]:
