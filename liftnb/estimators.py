@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from .atomic import atomic_folder
 from .finetune import FitConfig, prepare_text_training
 from .finetune.surgery import prepare_trainable, wants_bf16
+from .metrics import rae
 from .models import load_lm, resolve_device
 from .predict import generate_answers, log_softmax_rows, number_token_ids, score_answers, softmax_rows
 from .templates import Template
@@ -80,7 +81,7 @@ class _LIFTBase(BaseEstimator):
 
     _task = "classification"
 
-    def __init__(self, model=None, template=None, epochs=6, min_steps=0, max_steps=None, patience=None,
+    def __init__(self, model=None, template=None, epochs="auto", min_steps=None, max_steps=None, patience=None,
                  batch_size=8, learning_rate=None, lora=None, train_layers=0.4, precision="auto", predict_mode="score",
                  random_state=0, device="auto", verbose=1, callbacks=None, checkpoint_dir=None, warmup_ratio=0.06,
                  weight_decay=0.01, lora_alpha=None, gradient_accumulation_steps=1):
@@ -109,7 +110,7 @@ class _LIFTBase(BaseEstimator):
     # ----- helpers -------------------------------------------------------------------------------------------
     def fit_config(self) -> FitConfig:
         """The FitConfig these parameters describe."""
-        return FitConfig(epochs=int(self.epochs), min_steps=int(self.min_steps), max_steps=self.max_steps,
+        return FitConfig(epochs=self.epochs, min_steps=self.min_steps, max_steps=self.max_steps,
                          patience=self.patience, batch_size=int(self.batch_size), learning_rate=self.learning_rate,
                          lora=self.lora, lora_alpha=self.lora_alpha, train_layers=self.train_layers,
                          precision=self.precision, warmup_ratio=float(self.warmup_ratio),
@@ -365,9 +366,10 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
         invalid_rate_ and last_completions_ of the user's own predict calls."""
         predicted, invalid, _ = self._decode(X_val)
         y_val = np.asarray(y_val, dtype=float).ravel()
-        spread = np.abs(y_val - self.train_mean_).sum()
-        rae = float(np.abs(y_val - predicted).sum() / spread) if spread > 0 else float(np.abs(y_val - predicted).mean())
-        return {"val_score": -rae, "val_invalid_rate": float(invalid.mean())}
+        error = rae(y_val, predicted)  # the paper's metric: against the validation mean
+        if np.isnan(error):  # a constant validation target has no spread to divide by
+            error = float(np.abs(y_val - predicted).mean())
+        return {"val_score": -error, "val_invalid_rate": float(invalid.mean())}
 
     def predict(self, X) -> np.ndarray:
         """Decoded numbers; invalid answers become the training mean (counted in invalid_rate_)."""

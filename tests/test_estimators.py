@@ -132,6 +132,8 @@ def test_regressor_validation_is_relative_absolute_error_and_leaves_invalid_rate
     expected = np.abs(y[1::2] - y.mean()).sum() / np.abs(y - y.mean()).sum()
     assert metrics == {"val_score": pytest.approx(-expected), "val_invalid_rate": 0.5}
     assert not hasattr(reg, "invalid_rate_")
+    constant = np.full(len(y), 3.0)  # no spread to divide by: the mean absolute error ranks the epochs
+    assert reg._validation_metrics(X, constant)["val_score"] == pytest.approx(-np.abs(constant - reg._decode(X)[0]).mean())
 
 
 def test_every_training_setting_is_reachable_from_the_estimator(toy):

@@ -6,12 +6,17 @@ import numbers
 from dataclasses import dataclass
 
 
+AUTO_EPOCHS = 6  # what epochs="auto" starts from: enough for a set of a few hundred rows
+AUTO_MIN_STEPS = 300  # what epochs="auto" raises the length to, chosen by the defaults sweep (liftnb.paper.sweep)
+
+
 @dataclass
 class FitConfig:
     """Hyperparameters of one LIFT fine-tuning run."""
 
-    epochs: int = 6  # passes over the training rows (more when min_steps asks for more, fewer with max_steps)
-    min_steps: int = 0  # train at least this many optimizer steps: a small data set gets more epochs
+    epochs: int | str = "auto"  # passes over the training rows; "auto": 6, more when min_steps asks for more
+    min_steps: int | None = None  # at least this many optimizer steps (a small data set gets more epochs); None: 300
+    # with epochs="auto", 0 with a number of epochs (an explicit epochs=k trains exactly k epochs, as before)
     max_steps: int | None = None  # never more than this many optimizer steps (None: no cap)
     patience: int | None = None  # with validation: stop after this many epochs without a better one (None: never)
     batch_size: int = 8
@@ -57,16 +62,30 @@ class FitConfig:
         raise ValueError(f"train_layers must be a number of layers (int), a fraction of the depth (float) or None, "
                          f"not {layers!r}.")
 
+    def resolved_epochs(self) -> int:
+        """The number of epochs asked for: AUTO_EPOCHS for "auto" (min_steps may raise the length further)."""
+        if self.epochs == "auto":
+            return AUTO_EPOCHS
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, numbers.Integral) or self.epochs < 0:
+            raise ValueError(f'epochs must be "auto" or a whole number >= 0, not {self.epochs!r}.')
+        return int(self.epochs)
+
+    def resolved_min_steps(self) -> int:
+        """The fewest optimizer steps: min_steps, or by default AUTO_MIN_STEPS with epochs="auto" and 0 otherwise."""
+        if self.min_steps is None:
+            return AUTO_MIN_STEPS if self.epochs == "auto" else 0
+        if isinstance(self.min_steps, bool) or not isinstance(self.min_steps, numbers.Integral) or self.min_steps < 0:
+            raise ValueError(f"min_steps must be a whole number >= 0 or None, not {self.min_steps!r}.")
+        return int(self.min_steps)
+
     def total_steps(self, steps_per_epoch: int) -> int:
         """Optimizer steps of the whole run: epochs, raised to min_steps, capped at max_steps."""
-        for name in ("epochs", "min_steps"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}.")
+        epochs, min_steps = self.resolved_epochs(), self.resolved_min_steps()
         if self.max_steps is not None and int(self.max_steps) < 1:
             raise ValueError(f"max_steps must be >= 1 or None, not {self.max_steps}.")
         if self.patience is not None and int(self.patience) < 1:
             raise ValueError(f"patience must be >= 1 or None, not {self.patience}.")
-        total = max(int(self.epochs) * steps_per_epoch, int(self.min_steps))
+        total = max(epochs * steps_per_epoch, min_steps)
         if self.max_steps is not None:
             total = min(total, int(self.max_steps))
         if total < 1:
