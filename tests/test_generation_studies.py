@@ -154,5 +154,5 @@ def test_two_stage_classification_task_and_comparison(tmp_path, monkeypatch):
 
 def test_logistic_reference_reads_the_same_rows_and_the_oracle_is_near_perfect():
     reference = two_stage.logistic_reference("quick")
-    assert list(reference.index) == [10, 50, "oracle"]
+    assert list(reference.index) == [*two_stage.SIZES["quick"], "oracle"]
     assert reference["oracle"] > 0.9 and (reference.drop("oracle") > 0.5).all()
