@@ -65,3 +65,36 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
         seeds=("seed", "nunique"), val=("val_score", "mean"), test=("accuracy", "mean"),
         fit_seconds=("fit_seconds", "mean"), steps=("steps", "mean"))
     return grouped.unstack("variant")
+
+
+def majority(name: str) -> float:
+    """Test accuracy of predicting the training majority class on a sweep set's splits, mean over the seeds."""
+    runs = [r for r in plan("full") if r.dataset == name and r.variant == "old"]
+    scores = []
+    for run in runs:
+        part = run.part(run.data())
+        scores.append(float((part.y_test == part.y_train.value_counts().idxmax()).mean()))
+    return float(np.mean(scores))
+
+
+def report(results: pd.DataFrame, variants: tuple = ("old", "steps300")) -> pd.DataFrame:
+    """The sweep's table for readers: per data set the test majority, validation and test accuracy (%, means over
+    seeds) and fit seconds of each variant, and the paper's LIFT/GPT-J (on its full data set); a last row averages
+    the sets every variant has run on."""
+    from . import reported
+
+    means = table(results)
+    shown = [v for v in variants if v in means["val"].columns]
+    out = pd.DataFrame(index=[name for name in SETS if name in means.index])
+    out["seeds"] = means["seeds"][shown].min(axis=1).reindex(out.index)
+    out["majority"] = [100 * majority(name) for name in out.index]
+    for variant in shown:
+        out[f"{variant} val"] = 100 * means[("val", variant)]
+        out[f"{variant} test"] = 100 * means[("test", variant)]
+    for variant in shown:
+        out[f"{variant} fit s"] = means[("fit_seconds", variant)]
+    out["paper LIFT/GPT-J"] = reported.classification_accuracy()["lift_gptj"].reindex(out.index)
+    complete = out.drop(columns=["paper LIFT/GPT-J"]).dropna()
+    complete = complete[complete["seeds"] == complete["seeds"].max()]  # a set still running would skew the mean
+    out.loc[f"mean ({len(complete)} sets)"] = complete.mean()
+    return out.round(1)
