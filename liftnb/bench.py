@@ -107,7 +107,8 @@ def _fit_liftnb(spec: dict, X_train, y_train, template):
     started = time.perf_counter()
     clf.fit(X_train, y_train)
     seconds = time.perf_counter() - started
-    info = {"trained_layers": clf.fit_config().trained_layer_count(len(layer_list(clf.model_)[2])), "cached_layers": clf.history_.cached_layers,
+    depth = len(layer_list(clf.model_)[2])
+    info = {"trained_layers": clf.fit_config().trained_layer_count(depth), "cached_layers": clf.history_.cached_layers,
             "epochs": clf.epochs}
     spec.setdefault("epochs", clf.epochs)
     return clf, seconds, clf.history_.trained_tokens, info

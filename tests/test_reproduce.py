@@ -46,6 +46,9 @@ def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds()
     assert means.loc["tae", ("val", "old")] == pytest.approx(0.4)  # the majority row is left out
     assert means.loc["tae", ("test", "steps300")] == pytest.approx(0.6)
     assert means.loc["tae", ("seeds", "steps300")] == 2 and means.loc["tae", ("steps", "old")] == 72
+    shown = sweep.report(rows)
+    assert shown.loc["tae", ["seeds", "majority", "old test", "steps300 val"]].tolist() == [2, 35.5, 30.0, 70.0]
+    assert shown.loc["tae", "paper LIFT/GPT-J"] == 61.3 and shown.loc["mean (1 sets)", "steps300 fit s"] == 85.0
 
 
 def test_unknown_experiment_profile_or_dataset_is_named():
