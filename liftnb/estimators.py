@@ -125,6 +125,7 @@ class _LIFTBase(BaseEstimator):
         params["device"] = resolve_device(self.device).type
         config = self.fit_config()
         return {"estimator": type(self).__name__, **params, "learning_rate_resolved": config.resolved_learning_rate(),
+                "epochs_resolved": config.resolved_epochs(), "min_steps_resolved": config.resolved_min_steps(),
                 "fit_config": {k: v for k, v in asdict(config).items() if k != "checkpoint_dir"}}
 
     def _frame(self, X, fitting: bool) -> pd.DataFrame:

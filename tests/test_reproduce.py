@@ -268,10 +268,12 @@ def test_a_changed_training_default_recomputes_instead_of_serving(tmp_path, monk
         runs.run_all([_iris_run()], "quick", "classification", cache=cache, write_csv=False, log=lambda *_: 0)
     assert len(calls) == 1  # the same code and settings: served from the cache
     defaults = list(LIFTClassifier.__init__.__defaults__)  # every parameter after self has one
-    defaults[list(inspect.signature(LIFTClassifier.__init__).parameters)[1:].index("epochs")] += 1
+    position = list(inspect.signature(LIFTClassifier.__init__).parameters)[1:].index("min_steps")
+    assert defaults[position] is None  # None: epochs="auto" resolves it to AUTO_MIN_STEPS
+    defaults[position] = 400
     monkeypatch.setattr(LIFTClassifier.__init__, "__defaults__", tuple(defaults))
     runs.run_all([_iris_run()], "quick", "classification", cache=cache, write_csv=False, log=lambda *_: 0)
-    assert len(calls) == 2  # one more epoch by default: computed again
+    assert len(calls) == 2  # a longer default training: computed again
 
 
 def test_the_key_holds_resolved_settings_model_versions_and_code():
