@@ -18,7 +18,7 @@ def test_plans_cover_the_issue_and_profiles_differ():
     quick_sets = {r.dataset for r in quick}
     assert {r.seed for r in quick} == {0} and {r.seed for r in full} == {0, 1, 2}
     assert len(quick_sets & {"blobs", "moons", "9clusters", "circles", "twocircles"}) >= 2
-    assert len(quick_sets & {"iris", "wine", "tae", "cmc", "customers"}) >= 3 and "digits" in quick_sets
+    assert len(quick_sets & {"iris", "wine", "tae", "cmc", "customers", "pollution"}) >= 3 and "digits" in quick_sets
     full_sets = {r.dataset for r in full}
     for name in ("9clusters", "spambase", "hill_valley", "optdigits", "mfeat", "margin", "texture", "mnist", "fmnist",
                  "led", "hamster", "pollution", "customers", "vehicle"):
@@ -99,9 +99,11 @@ def test_two_stage_command_runs_both_target_tasks(monkeypatch):
 
 
 def test_pretraining_plan_has_both_controls():
-    variants = {r.variant: dict(r.lift).get("model") for r in reproduce.plan("pretraining", "quick")}
+    variants = {r.variant: dict(r.lift).get("model") for r in reproduce.plan("pretraining", "full")}
     assert variants["random init"] == "smollm2:random" and variants["shuffled weights"] == "smollm2:shuffled"
     assert variants["pretrained"] is None
+    quick = {(r.dataset, r.variant) for r in reproduce.plan("pretraining", "quick")}
+    assert {("iris", "random init"), ("tae", "random init"), ("iris", "pretrained"), ("tae", "pretrained")} <= quick
 
 
 def test_feature_name_sentences_use_every_column_and_templates_share_their_rows():
