@@ -26,7 +26,7 @@ WORKLOAD = {"dataset": "iris", "template": "names", "batch_size": 8}
 # name -> what the child process fits; "reference" is HF Trainer, fp32, all layers, answer-only labels.
 VARIANTS = {
     "reference": {"kind": "hf_trainer", "epochs": 3, "learning_rate": 5e-5},
-    "liftnb_default": {"kind": "liftnb"},  # FitConfig defaults: top 40% of the layers (12 of 30), cached lower layers, bf16, 6 epochs
+    "liftnb_default": {"kind": "liftnb"},  # FitConfig defaults: top 40% of the layers (12 of 30), cached lower layers, bf16, >= 300 steps
     "liftnb_all_layers_bf16": {"kind": "liftnb", "train_layers": None, "epochs": 3, "learning_rate": 5e-5},
     "liftnb_fast": {"kind": "liftnb", "epochs": 4, "learning_rate": 3e-4},  # defaults, 4 epochs at a higher lr
     "liftnb_lora_top12": {"kind": "liftnb", "lora": 16, "learning_rate": 1e-3},
