@@ -108,9 +108,10 @@ def _fit_liftnb(spec: dict, X_train, y_train, template):
     clf.fit(X_train, y_train)
     seconds = time.perf_counter() - started
     depth = len(layer_list(clf.model_)[2])
+    epochs = len(clf.history_.epochs)  # what was trained: epochs="auto" resolves only at fit time
     info = {"trained_layers": clf.fit_config().trained_layer_count(depth), "cached_layers": clf.history_.cached_layers,
-            "epochs": clf.epochs}
-    spec.setdefault("epochs", clf.epochs)
+            "epochs": epochs}
+    spec.setdefault("epochs", epochs)
     return clf, seconds, clf.history_.trained_tokens, info
 
 
