@@ -16,7 +16,9 @@ def plan(profile: str = "quick") -> list[Run]:
         table[(name, "random init")] = {"rows": rows, "lift": {"model": "smollm2:random"}, "baselines": ()}
         if not quick:  # quick (CI): pretrained vs random init only, for CI time
             table[(name, "shuffled weights")] = {"rows": rows, "lift": {"model": "smollm2:shuffled"}, "baselines": ()}
-    for name in ([] if quick else ["iris", "wine", "blobs"]):  # quick (CI): no sample-complexity curve, for CI time
+    if quick:  # CI: no sample-complexity curve, for CI time
+        return runs_for("pretraining", profile, table)
+    for name in ("iris", "wine", "blobs"):
         rows = classification.table_rows(name, profile)
         for fraction in (0.05, 0.1, 0.2, 0.5):
             table[(name, f"{fraction:.0%} of train")] = {
