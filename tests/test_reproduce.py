@@ -174,6 +174,28 @@ def test_beside_paper_puts_the_papers_numbers_next_to_ours():
     assert summary.loc["iris", "lift_score"] == "0.950 ± 0.071"
 
 
+def test_the_gap_to_the_paper_counts_only_sets_it_reports_with_enough_seeds():
+    rows = []
+    for name, lifts in (("iris", (0.99, 1.0, 1.0)), ("tae", (0.52, 0.55, 0.58)), ("hamster", (0.4, 0.6, 0.6)),
+                        ("wine", (0.95, 0.95, 0.95))):
+        for seed, lift in enumerate(lifts[:2] if name == "wine" else lifts):
+            for method, acc in (("lift_score", lift), ("majority", 0.5), ("logreg", 0.7)):
+                rows.append({"dataset": name, "variant": "", "seed": seed, "method": method, "accuracy": acc,
+                             "invalid_rate": 0.0, "n_train": 96, "tokens_per_row": 40.0, "run_seconds": 1800.0,
+                             "fit_seconds": 90.0 if method == "lift_score" else None,
+                             "epochs_run": 25 if method == "lift_score" else None})
+    frame = pd.DataFrame(rows)
+    table = classification.beside_paper(frame)
+    assert table.loc["tae", "gap to GPT-J"] == pytest.approx(55.0 - 61.29)
+    assert table.loc["iris", "LIFT fit s"] == pytest.approx(90.0) and table.loc["iris", "LIFT epochs"] == 25
+    gap = classification.paper_gap(table)  # hamster: not in the paper; wine: 2 seeds only
+    assert gap["sets"] == ["iris", "tae"] and gap["above paper"] == 1 and gap["of"] == 2
+    assert gap["mean gap"] == pytest.approx(((99.667 - 96.67) + (55.0 - 61.29)) / 2, abs=1e-2)
+    below = classification.majority_seeds(frame)
+    assert list(below.index) == [("hamster", 0)] and below.loc[("hamster", 0), "lift_score"] == pytest.approx(40.0)
+    assert classification.cpu_hours(frame) == pytest.approx(11 * 0.5)
+
+
 def test_execute_keeps_metrics_provenance_and_the_figures_extras(monkeypatch):
     """One real (tiny-model) run per kind: 2-D classification keeps decision regions, 1-D regression its curves."""
     import numpy as np
