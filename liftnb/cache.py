@@ -88,10 +88,46 @@ def learner_code() -> str:
     return source_fingerprint(*LEARNER)
 
 
+# oneDNN's bf16 matrix-product kernel families, oldest first, and the ONEDNN_MAX_CPU_ISA values that cap each.
+BF16_KERNELS = ("avx2", "avx512_core", "avx512_core_bf16", "avx512_core_amx")
+ISA_CAPS = {"AVX2": "avx2", "AVX2_VNNI": "avx2", "AVX2_VNNI_2": "avx2", "AVX512_CORE": "avx512_core",
+            "AVX512_CORE_VNNI": "avx512_core", "AVX512_CORE_BF16": "avx512_core_bf16",
+            "AVX512_CORE_FP16": "avx512_core_bf16", "AVX10_1_512": "avx512_core_bf16"}
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_kernels(flags: set[str] | None = None, cap: str | None = None) -> str:
+    """The kernel family oneDNN runs bf16 matrix products on: the CPU's best, lowered by ONEDNN_MAX_CPU_ISA.
+
+    AMX and AVX512-BF16 kernels round differently (up to 0.125 on one product), so the same fit can end a few test
+    rows apart on two machines; the family is part of every result's key and provenance."""
+    flags = cpu_flags() if flags is None else flags
+    if not flags:
+        return platform.machine() or "unknown"
+    best = ("avx512_core_amx" if {"amx_bf16", "amx_tile"} <= flags else "avx512_core_bf16" if "avx512_bf16" in flags
+            else "avx512_core" if "avx512f" in flags else "avx2" if "avx2" in flags else "older")
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA", "") if cap is None else cap).upper()
+    if best == "older" or cap not in ISA_CAPS:  # ALL, DEFAULT, unset and the AMX values cap nothing here
+        return best
+    return min(best, ISA_CAPS[cap], key=BF16_KERNELS.index)
+
+
 @functools.lru_cache(maxsize=None)
 def environment() -> dict:
-    """Python and the versions of the libraries a result depends on."""
+    """Python, the versions of the libraries a result depends on and the CPU kernels its arithmetic ran on."""
     from importlib.metadata import PackageNotFoundError, version
+
+    import torch
 
     versions = {"python": platform.python_version()}
     for name in VERSIONED:
@@ -99,6 +135,8 @@ def environment() -> dict:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = None
+    # Which kernels run decides the last bits of every product: bf16 matmuls (oneDNN), the rest (ATen's dispatch).
+    versions["cpu_kernels"] = f"{bf16_kernels()} / {torch.backends.cpu.get_cpu_capability()}"
     return versions
 
 

@@ -2,7 +2,9 @@
 import numpy as np
 import pandas as pd
 
-from liftnb.cache import ResultsCache, fingerprint
+import pytest
+
+from liftnb.cache import ResultsCache, bf16_kernels, environment, fingerprint
 
 
 def test_fingerprint_follows_content_not_identity():
@@ -52,3 +54,25 @@ def test_compare_table_is_reused_from_the_cache(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(first, again)
     assert calls == [1, 1]  # the second call came from disk; a different hyperparameter recomputed
     assert first.loc["lift_score", "accuracy"] == 1.9 and other.index.name == "method"
+
+
+AMX_CPU = {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
+
+
+@pytest.mark.parametrize("flags, cap, kernels", [
+    (AMX_CPU, "", "avx512_core_amx"),
+    (AMX_CPU, "ALL", "avx512_core_amx"),
+    (AMX_CPU, "avx512_core_bf16", "avx512_core_bf16"),  # the cap that reproduces rows computed before AMX machines
+    (AMX_CPU, "AVX2", "avx2"),
+    (AMX_CPU - {"amx_bf16", "amx_tile"}, "", "avx512_core_bf16"),
+    (AMX_CPU - {"amx_bf16", "amx_tile"}, "AVX10_1_512_AMX", "avx512_core_bf16"),  # a cap above the CPU changes nothing
+    ({"avx2", "avx512f"}, "", "avx512_core"),
+    ({"sse4_2"}, "", "older"),
+])
+def test_bf16_kernels_are_the_cpus_best_lowered_by_the_onednn_cap(flags, cap, kernels):
+    assert bf16_kernels(flags, cap) == kernels
+
+
+def test_the_cpu_kernels_are_part_of_every_results_key():
+    # AMX and AVX512-BF16 kernels gave the same Pollution fit 50% and 75%: a result must not cross between them.
+    assert environment()["cpu_kernels"].split(" / ")[0] == bf16_kernels()

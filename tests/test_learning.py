@@ -19,8 +19,10 @@ def test_iris_is_learned():
     assert lift >= 0.9 > majority, (lift, majority)
 
 
-def test_pollution_beats_the_majority_class():
-    # 38 training rows: the old 6-epoch default took 30 optimizer steps and stayed at the majority class (50%) on all
-    # three seeds; at least 300 steps (epochs="auto") reached 75% on this seed in the defaults sweep.
-    lift, majority = _lift_and_majority("pollution")
-    assert lift > majority, (lift, majority)
+def test_tae_beats_the_majority_class_by_a_wide_margin():
+    # 96 training rows: the old 6-epoch default (72 optimizer steps) stayed near the 35.5% majority (39.8% over three
+    # seeds); at least 300 steps (epochs="auto") lift it well above. This quick run gave 77.4% on AVX512-BF16 kernels
+    # and 64.5% on AMX ones: 20 points above the majority is below both. (It replaces a Pollution check: 12 test rows,
+    # 75% on one kernel family and exactly its 50% majority on the other.)
+    lift, majority = _lift_and_majority("tae")
+    assert lift >= majority + 0.2, (lift, majority)

@@ -255,7 +255,8 @@ def test_notebooks_assert_on_this_checkouts_runs_and_show_committed_rows_apart(t
     monkeypatch.setattr(runs, "ResultsCache", lambda: ResultsCache(tmp_path / "cache"))
     full = pd.DataFrame({"dataset": ["iris"] * 3, "variant": [""] * 3, "seed": [0, 1, 2], "method": ["lift_score"] * 3,
                          "accuracy": [0.97, 0.93, 0.9], "git_commit": ["abc1234"] * 3,
-                         "learner_code": [learner_code(), "0ld", None]})
+                         "learner_code": [learner_code(), "0ld", None],
+                         "cpu_kernels": ["avx512_core_amx / AVX512", None, None]})
     full.to_csv(tmp_path / "classification_full.csv", index=False)
     shown = reproduce.notebook_results("classification", "quick", log=lambda *_: 0)
     assert (shown["source"] == "this execution (quick)").all()  # no committed row replaces a computed one
@@ -264,7 +265,8 @@ def test_notebooks_assert_on_this_checkouts_runs_and_show_committed_rows_apart(t
     assert not (tmp_path / "classification_quick.csv").exists()
     committed = reproduce.committed("classification")
     assert list(committed["stale"]) == [False, True, True]  # changed learner, and one that was never recorded
-    assert "abc1234" in committed["source"].iloc[0] and "stale" in committed["source"].iloc[1]
+    assert committed["source"].iloc[0] == "classification_full.csv @ abc1234 on avx512_core_amx / AVX512"
+    assert "stale" in committed["source"].iloc[1] and " on " not in committed["source"].iloc[1]
     states = reproduce.status(["classification"]).set_index(["dataset", "seed"])["state"]
     assert list(states.loc["iris"]) == ["current", "stale", "stale"]
     assert (states.drop("iris") == "missing").all() and len(states) == len(reproduce.plan("classification", "full"))

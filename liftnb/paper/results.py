@@ -38,17 +38,19 @@ def read_results(path: Path) -> pd.DataFrame:
 
 
 def committed(experiment: str, folder: Path | None = None) -> pd.DataFrame:
-    """The committed full-profile rows of an experiment (empty if none), each with its provenance in `source` and
-    `stale`: True where the learner code that produced it differs from this checkout's (or was not recorded)."""
+    """The committed full-profile rows of an experiment (empty if none), each with its provenance in `source` (file,
+    commit, CPU kernels where recorded) and `stale`: True where the learner code that produced it differs from this checkout's (or was not recorded)."""
     path = results_path(experiment, "full", folder)
     if not path.exists():
         return pd.DataFrame(columns=[*RUN_COLUMNS, "source", "stale"])
     table = read_results(path)
     recorded = table["learner_code"].astype(str) if "learner_code" in table else pd.Series("", index=table.index)
     table["stale"] = recorded != learner_code()
-    table["source"] = [f"{path.name} @ {commit}" + (" (stale: learner changed since)" if stale else "")
-                       for commit, stale in zip(table["git_commit"] if "git_commit" in table else
-                                                        ["unknown"] * len(table), table["stale"])]
+    commits = table["git_commit"] if "git_commit" in table else pd.Series("unknown", index=table.index)
+    kernels = table["cpu_kernels"] if "cpu_kernels" in table else pd.Series(None, index=table.index, dtype=object)
+    table["source"] = [f"{path.name} @ {commit}" + (f" on {kernel}" if isinstance(kernel, str) else "")
+                       + (" (stale: learner changed since)" if stale else "")
+                       for commit, kernel, stale in zip(commits, kernels, table["stale"])]
     return table
 
 

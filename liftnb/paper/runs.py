@@ -21,7 +21,8 @@ from .results import results_path, write_results
 
 RUNNER = ("paper/runs.py", "paper/figures.py", "paper/perturb.py", "paper/results.py")  # code every run goes through
 PROVENANCE = ["experiment", "dataset", "variant", "seed", "profile", "model", "epochs", "train_layers", "n_rows",
-              "n_train", "tokens_per_row", "style", "git_commit", "date", "run_seconds", "code", "learner_code"]
+              "n_train", "tokens_per_row", "style", "git_commit", "date", "run_seconds", "code", "learner_code",
+              "cpu_kernels"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -101,7 +102,7 @@ def execute(run: Run, profile: str, data: datasets.Dataset | None = None) -> tup
         n_rows=len(data.y), n_train=len(part.y_train), tokens_per_row=round(estimator.tokens_per_row_, 1),
         style=run.style)
     columns.update(run_seconds=round(time.perf_counter() - started, 1), code=code_fingerprint(),
-                   learner_code=learner_code())  # seconds: everything, the figures' extras included
+                   learner_code=learner_code(), cpu_kernels=environment()["cpu_kernels"])  # seconds: all, extras too
     for column, value in reversed(columns.items()):
         table.insert(0, column, value)
     return table, extras
@@ -154,7 +155,7 @@ def cached_piece(experiment: str, profile: str, piece: str, key: dict, compute, 
         result = compute()
         result["provenance"] = provenance(experiment=experiment, piece=piece, profile=profile)
         result["provenance"].update(run_seconds=round(time.perf_counter() - started, 1), code=code,
-                                    learner_code=learner_code())
+                                    learner_code=learner_code(), cpu_kernels=environment()["cpu_kernels"])
         return result
 
     full_key = {**key, "piece": piece, "code": code, "environment": environment(), "model": model_identity()}
