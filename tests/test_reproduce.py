@@ -42,7 +42,8 @@ def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds()
     rows = pd.DataFrame({"dataset": ["tae"] * 5, "variant": ["old", "old", "steps300", "steps300", "steps300"],
                          "seed": [0, 1, 0, 1, 1], "method": ["lift_score"] * 4 + ["majority"],
                          "val_score": [0.3, 0.5, 0.6, 0.8, None], "accuracy": [0.4, 0.2, 0.7, 0.5, 0.35],
-                         "fit_seconds": [20, 22, 90, 80, None], "steps": [72, 72, 300, 300, None]})
+                         "fit_seconds": [20, 22, 90, 80, None], "steps": [72, 72, 300, 300, None],
+                         "cpu_kernels": ["avx512_core_bf16"] * 3 + ["avx512_core_amx"] * 2})
     means = sweep.table(rows)
     assert means.loc["tae", ("val", "old")] == pytest.approx(0.4)  # the majority row is left out
     assert means.loc["tae", ("test", "steps300")] == pytest.approx(0.6)
@@ -50,6 +51,8 @@ def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds()
     shown = sweep.report(rows)
     assert shown.loc["tae", ["seeds", "majority", "old test", "steps300 val"]].tolist() == [2, 35.5, 30.0, 70.0]
     assert shown.loc["tae", "paper LIFT/GPT-J"] == 61.3 and shown.loc["mean (1 sets)", "steps300 fit s"] == 85.0
+    assert shown["kernel families"].tolist() == [2, 2]  # steps300 seed 1 ran on AMX, the rest did not
+    assert sweep.report(rows, variants=("old",))["kernel families"].tolist() == [1, 1]
 
 
 def test_unknown_experiment_profile_or_dataset_is_named():
