@@ -39,7 +39,8 @@ def read_results(path: Path) -> pd.DataFrame:
 
 def committed(experiment: str, folder: Path | None = None) -> pd.DataFrame:
     """The committed full-profile rows of an experiment (empty if none), each with its provenance in `source` (file,
-    commit, CPU kernels where recorded) and `stale`: True where the learner code that produced it differs from this checkout's (or was not recorded)."""
+    commit, CPU kernels where recorded) and `stale`: True where the learner code that produced it differs from this
+    checkout's (or was not recorded)."""
     path = results_path(experiment, "full", folder)
     if not path.exists():
         return pd.DataFrame(columns=[*RUN_COLUMNS, "source", "stale"])

@@ -80,8 +80,9 @@ def git_commit() -> str:
 
 
 def provenance(**fields) -> dict:
-    """The given fields with where a result came from: the git commit and the date."""
-    return {**fields, "git_commit": git_commit(), "date": datetime.date.today().isoformat()}
+    """The given fields with where a result came from: the git commit, the date and the CPU kernels it ran on."""
+    return {**fields, "git_commit": git_commit(), "date": datetime.date.today().isoformat(),
+            "cpu_kernels": environment()["cpu_kernels"]}
 
 
 def execute(run: Run, profile: str, data: datasets.Dataset | None = None) -> tuple[pd.DataFrame, dict]:
@@ -102,7 +103,7 @@ def execute(run: Run, profile: str, data: datasets.Dataset | None = None) -> tup
         n_rows=len(data.y), n_train=len(part.y_train), tokens_per_row=round(estimator.tokens_per_row_, 1),
         style=run.style)
     columns.update(run_seconds=round(time.perf_counter() - started, 1), code=code_fingerprint(),
-                   learner_code=learner_code(), cpu_kernels=environment()["cpu_kernels"])  # seconds: all, extras too
+                   learner_code=learner_code())  # seconds: everything, the figures' extras included
     for column, value in reversed(columns.items()):
         table.insert(0, column, value)
     return table, extras
@@ -155,7 +156,7 @@ def cached_piece(experiment: str, profile: str, piece: str, key: dict, compute, 
         result = compute()
         result["provenance"] = provenance(experiment=experiment, piece=piece, profile=profile)
         result["provenance"].update(run_seconds=round(time.perf_counter() - started, 1), code=code,
-                                    learner_code=learner_code(), cpu_kernels=environment()["cpu_kernels"])
+                                    learner_code=learner_code())
         return result
 
     full_key = {**key, "piece": piece, "code": code, "environment": environment(), "model": model_identity()}
