@@ -77,6 +77,26 @@ def test_generate_mode_counts_invalid_answers_as_wrong(toy, monkeypatch):
     np.testing.assert_array_equal(clf.predict(rows), [minority, majority, majority, majority])
 
 
+def test_compared_rows_count_invalid_answers_as_score_does_from_one_prediction(toy, monkeypatch):
+    from liftnb.compare import lift_rows
+    from liftnb.datasets import Split
+
+    X, y = toy
+    clf = LIFTClassifier(**FAST).fit(X, y)
+    (minority, _), (majority, _) = sorted(zip(*np.unique(y, return_counts=True)), key=lambda pair: pair[1])
+    answer_of = dict(zip(clf.classes_, clf.template_.class_answers()))
+    completions = [answer_of[minority], answer_of[majority], "not an answer", ""]  # right, wrong, invalid, invalid
+    calls = []
+    monkeypatch.setattr(clf, "generate", lambda frame: calls.append(len(frame)) or list(completions))
+    truth = pd.Series([minority, minority, majority, majority])
+    part = Split(X, y, X, y, X.head(4), truth, seed=0)
+    rows = {r["method"]: r for r in lift_rows(clf, part, modes=("score", "generate"))}
+    assert calls == [4]  # the test rows were generated once, for accuracy and F1 together
+    assert rows["lift_generate"]["accuracy"] == 0.25 == clf.set_params(predict_mode="generate").score(X.head(4), truth)
+    assert rows["lift_generate"]["invalid_rate"] == 0.5
+    assert rows["lift_score"]["accuracy"] == clf.set_params(predict_mode="score").score(X.head(4), truth)
+
+
 def test_score_mode_matches_teacher_forced_log_likelihoods(toy):
     X, y = toy
     clf = LIFTClassifier(**FAST).fit(X, y)

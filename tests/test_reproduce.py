@@ -99,7 +99,40 @@ def test_two_stage_command_runs_both_target_tasks(monkeypatch):
     calls = []
     monkeypatch.setattr(two_stage, "experiment", lambda profile, task: calls.append((profile, task)))
     reproduce.run_pieces("two_stage", "full")
-    assert calls == [("full", "regression"), ("full", "classification")]
+    reproduce.run_pieces("two_stage", "quick")
+    assert calls == [("full", "regression"), ("full", "classification"), ("quick", "classification")]
+
+
+def test_quick_two_stage_refuses_the_task_it_does_not_plan():
+    from liftnb.paper import two_stage
+
+    with pytest.raises(ValueError, match="quick profile does not plan the regression task"):
+        two_stage.experiment("quick", "regression")
+
+
+def test_calibration_reads_notebook_02s_moons_run_and_writes_its_provenance_in_full(tmp_path, monkeypatch):
+    from liftnb.paper import icl_calibration
+
+    calls = []
+    scores = {"val_scores": [[-0.1, -2.0]], "test_scores": [[-3.0, -0.2], [-0.3, -1.0]], "val_truth": [0],
+              "test_truth": [1, 0], "logreg_test_proba": [[0.2, 0.8], [0.6, 0.4]]}
+
+    def execute(run, profile, data=None):
+        table, _ = _fake_execute(calls)(run, profile, data)
+        return table.assign(n_rows=len(run.data().y), learner_code="L"), {"label_scores": scores}
+    monkeypatch.setattr(runs, "execute", execute)
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    cache = ResultsCache(tmp_path / "cache")
+    reproduce.run("classification", "quick", datasets_=["moons"], cache=cache, write_csv=False, log=lambda *_: 0)
+    quick = icl_calibration.calibration_run("quick", cache=cache, log=lambda *_: 0)
+    assert calls == [("moons", 0)]  # notebook 02's run, not a second fit
+    assert quick["metrics"] == {"rows": 300, "test_rows": 2, "lift_accuracy": 0.9} and quick["test_truth"] == [1, 0]
+    assert not (tmp_path / "calibration_quick.csv").exists()
+    icl_calibration.calibration_run("full", cache=cache, log=lambda *_: 0)
+    written = pd.read_csv(tmp_path / "calibration_full.csv")
+    assert list(written["dataset"]) == ["moons 2000"] and written.loc[0, "learner_code"] == "L"
+    assert written.loc[0, "git_commit"] == "abc" and written.loc[0, "experiment"] == "calibration"
+    assert reproduce.planned_full_runs("icl_calibration")["calibration"] == [("moons 2000", "", 0)]
 
 
 def test_pretraining_plan_has_both_controls():
@@ -107,7 +140,7 @@ def test_pretraining_plan_has_both_controls():
     assert variants["random init"] == "smollm2:random" and variants["shuffled weights"] == "smollm2:shuffled"
     assert variants["pretrained"] is None
     quick = {(r.dataset, r.variant) for r in reproduce.plan("pretraining", "quick")}
-    assert {("iris", "random init"), ("tae", "random init"), ("iris", "pretrained"), ("tae", "pretrained")} <= quick
+    assert quick == {("tae", "random init"), ("tae", "pretrained")}  # CI time: Iris and the curve in full only
 
 
 def test_feature_name_sentences_use_every_column_and_templates_share_their_rows():
@@ -218,6 +251,12 @@ def test_execute_keeps_metrics_provenance_and_the_figures_extras(monkeypatch):
     assert set(extras["regions"]) == {"lift", *figures.REGION_BASELINES}
     assert np.asarray(extras["regions"]["lift"]).shape == (5, 5)
     assert set(np.unique(extras["regions"]["logreg"])) <= {0, 1}
+    scores = extras["label_scores"]  # what notebook 10's calibration reads
+    assert np.asarray(scores["test_scores"]).shape == (len(scores["test_truth"]), 2) == (12, 2)
+    assert np.asarray(scores["val_scores"]).shape == (len(scores["val_truth"]), 2)
+    np.testing.assert_allclose(np.asarray(scores["logreg_test_proba"]).sum(1), 1.0)
+    predicted = np.asarray(scores["test_scores"]).argmax(1)
+    assert table.set_index("method").loc["lift_score", "accuracy"] == np.mean(predicted == scores["test_truth"])
 
     run = runs.Run("regression", "linear", 0, load=(("n", 120), ("p", 1)), lift=tiny,
                         split=(("test_size", 30), ("val_size", 20)), baselines=("mean", "polynomial"))

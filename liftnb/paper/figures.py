@@ -1,5 +1,5 @@
-"""What a run keeps for its figures beyond the metrics: decision regions of 2-D classification, curves of 1-D
-regression (notebooks 03 and 04)."""
+"""What a run keeps for its figures beyond the metrics: decision regions and label scores of 2-D classification,
+curves of 1-D regression (notebooks 03, 04 and 10)."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,6 +25,19 @@ def decision_regions(estimator, part, data, resolution: int = 30, seed: int = 0)
     return out
 
 
+def label_scores(estimator, part, data, seed: int = 0) -> dict:
+    """LIFT's per-class log-likelihoods on the validation and test rows, their true class codes, and logistic
+    regression's test probabilities: what notebook 10's calibration reads."""
+    classes = np.unique(data.y)
+    logreg = baselines.fit_best("logreg", part, data.task, seed)
+    (_, _), (_, _), (X_test, _) = baselines.encoded(part, data.task)
+    return {"val_scores": estimator.predict_log_likelihood(part.X_val).tolist(),
+            "test_scores": estimator.predict_log_likelihood(part.X_test).tolist(),
+            "val_truth": np.searchsorted(classes, part.y_val).tolist(),
+            "test_truth": np.searchsorted(classes, part.y_test).tolist(),
+            "logreg_test_proba": logreg.predict_proba(X_test).tolist()}
+
+
 def regression_curves(estimator, part, data, seed: int = 0, points: int = 41) -> dict:
     """LIFT's and some baselines' predictions on an evenly spaced grid over a 1-D regression input, with the truth."""
     column = data.X.columns[0]
@@ -44,9 +57,11 @@ def region_resolution(data, profile: str) -> int | None:
 
 
 def extras(estimator, part, data, profile: str, seed: int) -> dict:
-    """The figure data a run keeps: regions (2-D classification, seed 0) or curves (1-D regression)."""
+    """The figure data a run keeps: regions and label scores (2-D classification, seed 0) or curves (1-D
+    regression)."""
     if data.task == "regression" and data.X.shape[1] == 1:
         return regression_curves(estimator, part, data, seed)
     if region_resolution(data, profile) and seed == 0:
-        return decision_regions(estimator, part, data, REGION_RESOLUTION[profile], seed)
+        return {**decision_regions(estimator, part, data, REGION_RESOLUTION[profile], seed),
+                "label_scores": label_scores(estimator, part, data, seed)}
     return {}

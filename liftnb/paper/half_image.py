@@ -122,9 +122,10 @@ def bottom_mse(truth: np.ndarray, guess: np.ndarray, half: int) -> float:
 # ----- the experiment of notebook 08 ------------------------------------------------------------------------------
 def image_sets(profile: str) -> dict:
     """name -> (loader options, train size, test size, epochs): scikit-learn digits, and MNIST downscaled."""
-    # MNIST centre-cropped to its 20x20 digit box and averaged down to 10x10: 50 pixels a half, like digits' 32
-    sets = {"digits": ({"name": "digits"}, 300, 40, 3),
-            "mnist10": ({"name": "mnist", "n": 600, "crop": 20, "side": 10}, 240, 30, 3)}
+    # quick (CI): digits alone. MNIST at 10x10 (centre-cropped to its 20x20 digit box and averaged down; 240 images)
+    # came out degenerate under greedy decoding (reader 30% vs 33% for a blank bottom) at 150 s of CI time, and
+    # showed nothing that the full profile's MNIST piece does not.
+    sets = {"digits": ({"name": "digits"}, 300, 40, 3)}
     if profile == "full":
         sets = {"digits": ({"name": "digits"}, 1300, 100, 6),
                 "mnist14": ({"name": "mnist", "n": 1600, "crop": None, "side": 14}, 1500, 100, 4)}

@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import baselines, datasets, metrics
-from ..compare import fit_lift, lift_estimator
+from .. import datasets, metrics
 from ..estimators import LIFTClassifier
 from ..models import load_lm
 from ..predict import score_answers, softmax_rows
 from . import classification
 from .perturb import take_fraction
-from .runs import cached_piece, run_all
+from .results import results_path, write_results
+from .runs import PROVENANCE, cached_piece, run_all
 
 
 def icl_prompts(template, X_context: pd.DataFrame, y_context, X_query: pd.DataFrame) -> list[str]:
@@ -101,30 +101,31 @@ def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) ->
     return result
 
 
-CALIBRATION_SET = {"quick": ("moons", 300), "full": ("moons", 2000)}  # profile -> (data set, rows)
+CALIBRATION_SET = "moons"  # notebook 02's run of it, seed 0: quick 300 points, full all 2000
+
+
+def calibration_source(profile: str):
+    """Notebook 02's run whose label scores the calibration reads."""
+    return next(r for r in classification.plan(profile) if r.dataset == CALIBRATION_SET and r.seed == 0)
+
+
+def calibration_piece(profile: str) -> str:
+    """The calibration row's name in results/calibration_<profile>.csv: the data set and its rows."""
+    return f"{CALIBRATION_SET} {len(calibration_source(profile).data().y)}"
 
 
 def calibration_run(profile: str = "quick", cache=None, log=print) -> dict:
-    """LIFT's label-scoring probabilities and logistic regression's on one split: validation and test."""
-    name, rows = CALIBRATION_SET[profile]
-
-    def compute() -> dict:
-        data = datasets.subsample(datasets.load(name), rows)
-        part = datasets.split(data, seed=0)
-        estimator = fit_lift(data, part, style="no_names", verbose=0)
-        classes = np.unique(data.y)
-        logreg = baselines.fit_best("logreg", part)
-        (_, _), (X_val, _), (X_test, _) = baselines.encoded(part, "classification")
-        return {"metrics": {"rows": rows, "test_rows": len(part.y_test),
-                            "lift_accuracy": estimator.score(part.X_test, part.y_test)},
-                "val_scores": estimator.predict_log_likelihood(part.X_val).tolist(),
-                "test_scores": estimator.predict_log_likelihood(part.X_test).tolist(),
-                "val_truth": np.searchsorted(classes, part.y_val).tolist(),
-                "test_truth": np.searchsorted(classes, part.y_test).tolist(),
-                "logreg_test_proba": logreg.predict_proba(X_test).tolist()}
-
-    data = datasets.load(name)
-    key = {"experiment": "calibration", "dataset": name, "rows": rows,
-           "lift": lift_estimator(data, style="no_names", verbose=0).resolved_settings()}
-    return cached_piece("calibration", profile, f"{name} {rows}", key, compute, "paper/icl_calibration.py",
-                        cache=cache, log=log)
+    """LIFT's label-scoring log-likelihoods (validation and test) and logistic regression's test probabilities, read
+    from notebook 02's Moons run, seed 0 (the same cached run when it was made); the full profile also writes a row
+    of results/calibration_full.csv with that run's provenance."""
+    run = calibration_source(profile)
+    table = run_all([run], profile, "classification", cache=cache, write_csv=(profile == "full"), log=log)
+    scores = table.attrs["extras"][(run.dataset, run.variant, run.seed)]["label_scores"]
+    lift = table.set_index("method").loc["lift_score"]
+    result = {"metrics": {"rows": int(lift["n_rows"]), "test_rows": len(scores["test_truth"]),
+                          "lift_accuracy": float(lift["accuracy"])}, **scores}
+    if profile == "full":
+        row = {**{c: lift[c] for c in PROVENANCE if c in lift}, "experiment": "calibration",
+               "dataset": calibration_piece(profile), "variant": "", **result["metrics"]}
+        write_results(pd.DataFrame([row]), results_path("calibration", profile))
+    return result

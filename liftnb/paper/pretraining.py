@@ -10,7 +10,9 @@ def plan(profile: str = "quick") -> list[Run]:
     accuracy vs training-set size (07)."""
     quick = profile == "quick"
     table = {}
-    for name in (["iris", "tae"] if quick else ["iris", "wine", "tae", "blobs", "moons", "customers"]):
+    # quick (CI): TAE alone, where the pretraining control once failed (shuffled 66% vs pretrained 40%); Iris's
+    # random-init run (63% vs 100%, 190 s of CI time) runs in the full profile.
+    for name in (["tae"] if quick else ["iris", "wine", "tae", "blobs", "moons", "customers"]):
         rows = classification.table_rows(name, profile)
         table[(name, "pretrained")] = classification.as_in_table(name, rows)  # notebook 02's run
         table[(name, "random init")] = {"rows": rows, "lift": {"model": "smollm2:random"}, "baselines": ()}

@@ -78,11 +78,12 @@ def planned_full_runs(experiment: str) -> dict[str, list[tuple[str, str, int]]]:
     if experiment == "half_image":
         return {"half_image": [(name, "", 0) for name in half_image.image_sets("full")]}
     if experiment == "two_stage":
-        return {"two_stage": [(two_stage.piece_name(task, n, seed), "", seed) for task in two_stage.TASKS
+        return {"two_stage": [(two_stage.piece_name(task, n, seed), "", seed)
+                              for task in two_stage.PLANNED_TASKS["full"]
                               for seed in two_stage.SEEDS["full"] for n in two_stage.SIZES["full"]]}
     if experiment == "icl_calibration":
         return {"icl": [(f"{name} k={k}", "", 0) for name, k in icl_calibration.ICL_SETS["full"].items()],
-                "calibration": [("{} {}".format(*icl_calibration.CALIBRATION_SET["full"]), "", 0)]}
+                "calibration": [(icl_calibration.calibration_piece("full"), "", 0)]}
     raise ValueError(f"Unknown experiment {experiment!r}.")
 
 
@@ -107,7 +108,7 @@ def run_pieces(experiment: str, profile: str) -> None:
         for name in half_image.image_sets(profile):
             half_image.half_image_run(name, profile)
     elif experiment == "two_stage":
-        for task in two_stage.TASKS:
+        for task in two_stage.PLANNED_TASKS[profile]:
             two_stage.experiment(profile, task)
     elif experiment == "icl_calibration":
         for name, k in icl_calibration.ICL_SETS[profile].items():
@@ -123,12 +124,12 @@ def piece_names(experiment: str, profile: str) -> list[str]:
         return [f"{name}: {train} training images, {test} test images, {epochs} epochs ({options})"
                 for name, (options, train, test, epochs) in half_image.image_sets(profile).items()]
     if experiment == "two_stage":
-        return [f"{task} n={n} seed={seed}: one stage and two stages" for task in two_stage.TASKS
+        return [f"{task} n={n} seed={seed}: one stage and two stages" for task in two_stage.PLANNED_TASKS[profile]
                 for seed in two_stage.SEEDS[profile] for n in two_stage.SIZES[profile]]
     if experiment == "icl_calibration":
         return [*(f"icl {name} k={k}: in context vs LIFT on the same k"
                   for name, k in icl_calibration.ICL_SETS[profile].items()),
-                "calibration: {} {} rows".format(*icl_calibration.CALIBRATION_SET[profile])]
+                f"calibration: notebook 02's run of {icl_calibration.calibration_piece(profile)} rows, seed 0"]
     raise ValueError(f"Unknown experiment {experiment!r}.")
 
 

@@ -93,6 +93,10 @@ def training_rows(task: str, n: int, seed: int) -> Dataset:
 
 SIZES = {"quick": (10,), "full": (10, 50, 200)}  # target training rows n; quick: the smallest, where the paper's gap is
 SEEDS = {"quick": (0,), "full": (0, 1, 2)}
+# quick (CI): classification only, where the assertion is. Regression at n = 10 on one seed followed the CPU's bf16
+# kernels (one stage 2.38 -> two stages 2.16 on AVX512-BF16, 1.78 -> 1.87 on AMX), so CI printed it without
+# asserting, at 290 s of CI time; the full profile runs it with 3 seeds.
+PLANNED_TASKS = {"quick": ("classification",), "full": ("regression", "classification")}
 
 
 def stage_one(pretext: Dataset, epochs: int = 2, **params) -> str:
@@ -150,6 +154,8 @@ def experiment(profile: str = "quick", task: str = "regression", cache=None, log
     full profile)."""
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; choose from {sorted(TASKS)}.")
+    if task not in PLANNED_TASKS[profile]:
+        raise ValueError(f"The {profile} profile does not plan the {task} task; it plans {PLANNED_TASKS[profile]}.")
     sizes, seeds = SIZES[profile], SEEDS[profile]
     pretext = TASKS[task].pretext(n_tasks=20, rows_per_task=20 if profile == "quick" else 50)
     test = held_out_rows(task)
