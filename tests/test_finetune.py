@@ -185,18 +185,19 @@ def test_training_length_in_steps(tiny, settings, steps, epochs):
     assert len(history.step_loss) == steps * settings.get("gradient_accumulation_steps", 1)
 
 
-def test_auto_length_is_six_epochs_raised_to_the_minimum_steps_and_explicit_epochs_stay_exact():
-    assert (AUTO_EPOCHS, AUTO_MIN_STEPS) == (6, 300)  # the defaults the sweep chose (liftnb.paper.sweep)
+def test_auto_length_is_twelve_epochs_raised_to_the_minimum_steps_and_explicit_epochs_stay_exact():
+    assert (AUTO_EPOCHS, AUTO_MIN_STEPS) == (12, 300)  # the defaults the sweep chose (liftnb.paper.sweep)
     assert (FitConfig().total_steps(4), FitConfig().epochs_for(4)) == (300, 75)  # a small set: 75 epochs
-    assert FitConfig().total_steps(100) == 600  # a large set: 6 epochs are already more than 300 steps
+    assert FitConfig().total_steps(100) == 1200  # a large set: 12 epochs are already more than 300 steps
     assert FitConfig(epochs=2).total_steps(4) == 8  # explicit epochs train exactly that many, as before
-    assert FitConfig(min_steps=0).total_steps(4) == 24
+    assert FitConfig(min_steps=0).total_steps(4) == 48
     assert FitConfig(epochs=2, min_steps=10).total_steps(4) == 10
 
 
 @pytest.mark.parametrize("settings, message", [({"epochs": 0}, "Nothing to train"), ({"max_steps": 0}, "max_steps"),
                                                ({"patience": 0}, "patience"), ({"min_steps": -1}, "min_steps"),
-                                               ({"epochs": 2.5}, "epochs"), ({"epochs": "many"}, "epochs")])
+                                               ({"epochs": 2.5}, "epochs"), ({"epochs": "many"}, "epochs"),
+                                               ({"epochs": True}, "epochs"), ({"min_steps": 1.5}, "min_steps")])
 def test_bad_training_length_is_a_clear_error(tiny, settings, message):
     trainer = Trainer(*tiny, FitConfig(**{"precision": "fp32", "train_layers": 1, **settings}))
     with pytest.raises(ValueError, match=message):

@@ -25,6 +25,16 @@ def test_plans_cover_the_issue_and_profiles_differ():
         assert name in full_sets
 
 
+def test_the_default_training_length_is_the_sweeps_chosen_variant():
+    from liftnb.finetune import FitConfig
+    from liftnb.paper import sweep
+
+    chosen = FitConfig(**sweep.VARIANTS[sweep.CHOSEN])
+    for steps_per_epoch in (1, 4, 25, 26, 100):  # small sets raised to 300 steps, large ones at 12 epochs
+        assert FitConfig().total_steps(steps_per_epoch) == chosen.total_steps(steps_per_epoch)
+    assert sweep.CHOSEN in inspect.signature(sweep.report).parameters["variants"].default
+
+
 def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds():
     from liftnb.paper import sweep
 
