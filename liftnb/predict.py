@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .finetune.surgery import decoder_of, head_of
+from .models import attention_for
 
 
 def model_autocast(model):
@@ -36,15 +37,109 @@ def _length_sorted_batches(lengths: Sequence[int], batch_size: int):
         yield order[start:start + batch_size].tolist()
 
 
+class AnswerTrie:
+    """The class answers' tokens as a prefix tree: each prefix an answer continues from is one input node.
+
+    Scoring feeds the nodes after the prompt in one pass under a tree mask (a node sees the prompt and its own
+    ancestors), so answers that share a prefix share its compute and no copy of the prompt's cache is made per
+    answer. An edge is (node, next token); an answer's score is its first token's log-prob after the prompt plus
+    the log-probs of its edges."""
+
+    def __init__(self, answer_ids: Sequence[Sequence[int]]):
+        self.n_answers = len(answer_ids)
+        self.first_ids = [a[0] for a in answer_ids]
+        self.lengths = [len(a) for a in answer_ids]
+        nodes: dict[tuple, int] = {}
+        edges: dict[tuple, int] = {}
+        answer_edges: list[list[int]] = []
+        for answer in answer_ids:
+            path = []
+            for depth in range(1, len(answer)):
+                prefix = tuple(answer[:depth])
+                node = nodes.setdefault(prefix, len(nodes))
+                path.append(edges.setdefault((node, answer[depth]), len(edges)))
+            answer_edges.append(path)
+        self.node_ids = [prefix[-1] for prefix in nodes]
+        self.node_depths = [len(prefix) for prefix in nodes]
+        # sees[i, j]: node j is node i or one of its ancestors (a prefix of it)
+        self.sees = torch.zeros((len(nodes), len(nodes)), dtype=torch.bool)
+        for prefix, i in nodes.items():
+            for depth in range(1, len(prefix) + 1):
+                self.sees[i, nodes[prefix[:depth]]] = True
+        self.edge_nodes = [node for node, _ in edges]
+        self.edge_targets = [token for _, token in edges]
+        # membership[e, c]: edge e lies on answer c's path
+        self.membership = torch.zeros((len(edges), self.n_answers), dtype=torch.float32)
+        for c, path in enumerate(answer_edges):
+            self.membership[path, c] = 1.0
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_ids)
+
+    def to(self, device) -> dict:
+        """The tensors one scoring pass needs, on the device."""
+        return {"first_ids": torch.tensor(self.first_ids, device=device),
+                "node_ids": torch.tensor(self.node_ids, dtype=torch.long, device=device),
+                "node_offsets": torch.tensor(self.node_depths, dtype=torch.long, device=device) - 1,
+                "edge_nodes": torch.tensor(self.edge_nodes, dtype=torch.long, device=device),
+                "edge_targets": torch.tensor(self.edge_targets, dtype=torch.long, device=device),
+                "sees": self.sees.to(device), "membership": self.membership.to(device)}
+
+
+def _tree_mask(model, prompt_mask: torch.Tensor, sees: torch.Tensor) -> torch.Tensor:
+    """A 4-D attention mask (batch, 1, nodes, prompt + nodes) for the attention kernel the model uses."""
+    batch, nodes = prompt_mask.shape[0], sees.shape[0]
+    allowed = torch.cat([prompt_mask.bool()[:, None, :].expand(batch, nodes, -1),
+                         sees[None].expand(batch, -1, -1)], dim=2)[:, None]
+    if getattr(model.config, "_attn_implementation", "eager") == "sdpa":
+        return allowed
+    # eager (and most others) add the mask to the scores
+    return torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device).masked_fill(
+        ~allowed, torch.finfo(torch.float32).min)
+
+
+def _log_probs_at(head, hidden: torch.Tensor, targets: torch.Tensor, chunk_rows: int) -> torch.Tensor:
+    """log p(target | hidden) row by row, the vocabulary's logits held for chunk_rows rows at a time."""
+    out = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)
+    for begin in range(0, len(targets), chunk_rows):
+        logp = torch.log_softmax(head(hidden[begin:begin + chunk_rows]).float(), dim=-1)
+        out[begin:begin + chunk_rows] = logp.gather(1, targets[begin:begin + chunk_rows, None]).squeeze(1)
+    return out
+
+
+def _score_batch(model, ids: torch.Tensor, mask: torch.Tensor, trie: dict, chunk_rows: int) -> torch.Tensor:
+    """Scores (batch, answers) of one left-padded prompt batch: the prompt once, then the trie's nodes once."""
+    body, head = decoder_of(model), head_of(model)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    n_nodes = len(trie["node_ids"])
+    out = body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=n_nodes > 0)
+    batch = ids.shape[0]
+    first = trie["first_ids"]
+    total = _log_probs_at(head, out.last_hidden_state[:, -1].repeat_interleave(len(first), 0),
+                          first.repeat(batch), chunk_rows).view(batch, len(first))
+    if n_nodes == 0:
+        return total
+    node_positions = mask.sum(-1, keepdim=True) + trie["node_offsets"][None, :]
+    hidden = body(input_ids=trie["node_ids"][None].expand(batch, -1), position_ids=node_positions,
+                  attention_mask=_tree_mask(model, mask, trie["sees"]), past_key_values=out.past_key_values,
+                  use_cache=True).last_hidden_state  # (batch, nodes, dim)
+    edges = trie["edge_nodes"]
+    edge_lp = _log_probs_at(head, hidden[:, edges].reshape(-1, hidden.shape[-1]),
+                            trie["edge_targets"].repeat(batch), chunk_rows).view(batch, len(edges))
+    return total + edge_lp @ trie["membership"]
+
+
 @torch.no_grad()
 def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[str], batch_size: int = 32,
-                  normalize: str | None = None) -> np.ndarray:
+                  normalize: str | None = None, chunk_rows: int = 1024) -> np.ndarray:
     """Log-likelihood of every answer after every prompt, shape (rows, answers).
 
-    The prompt runs once; all answers continue from its KV cache in one batched pass. Scores are the sum of
-    the answer's token log-probs (normalize=None, the default: answers end with the terminator, so the sum is
-    the probability of the whole completion and class names that share a prefix are told apart); "mean"
-    divides by the answer's token count.
+    The prompt runs once; the answers continue from its KV cache as one prefix tree (`AnswerTrie`), so shared
+    prefixes run once and memory does not grow with copies of the prompt per answer. Scores are the sum of the
+    answer's token log-probs (normalize=None, the default: answers end with the terminator, so the sum is the
+    probability of the whole completion and class names that share a prefix are told apart); "mean" divides by
+    the answer's token count. The vocabulary's logits are held for chunk_rows positions at a time.
     """
     if normalize not in (None, "mean"):
         raise ValueError(f"normalize must be None or 'mean', not {normalize!r}.")
@@ -53,46 +148,16 @@ def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[st
     if any(len(a) == 0 for a in answer_ids):
         raise ValueError("An answer tokenizes to nothing; every class needs a non-empty answer text.")
     prompt_ids = tokenizer(list(prompts))["input_ids"]
-    n_answers, longest = len(answer_ids), max(len(a) for a in answer_ids)
-    first = torch.tensor([a[0] for a in answer_ids], device=device)
-    # Continuation inputs: every answer but its last token, right-padded; the targets are the tokens after.
-    cont = torch.full((n_answers, max(1, longest - 1)), tokenizer.pad_token_id, dtype=torch.long)
-    cont_mask = torch.zeros_like(cont)
-    for c, ids in enumerate(answer_ids):
-        cont[c, :len(ids) - 1] = torch.tensor(ids[:-1], dtype=torch.long)
-        cont_mask[c, :len(ids) - 1] = 1
-    cont_pairs = [(c, j) for c, ids in enumerate(answer_ids) for j in range(len(ids) - 1)]
-    cont_targets = torch.tensor([answer_ids[c][j + 1] for c, j in cont_pairs], dtype=torch.long, device=device)
-    body, head = decoder_of(model), head_of(model)
-    scores = np.zeros((len(prompts), n_answers), dtype=np.float64)
+    trie = AnswerTrie(answer_ids)
+    on_device = trie.to(device)
+    scores = np.zeros((len(prompts), trie.n_answers), dtype=np.float64)
     with model_autocast(model):
         for rows in _length_sorted_batches([len(p) for p in prompt_ids], batch_size):
             ids, mask = left_padded([prompt_ids[r] for r in rows], tokenizer.pad_token_id, device)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=longest > 1)
-            logp_first = torch.log_softmax(head(out.last_hidden_state[:, -1]).float(), dim=-1)
-            total = logp_first[:, first]  # (batch, answers)
-            if longest > 1:
-                batch = len(rows)
-                cache = out.past_key_values
-                cache.batch_repeat_interleave(n_answers)
-                cont_ids = cont.to(device).repeat(batch, 1)
-                full_mask = torch.cat([mask.repeat_interleave(n_answers, 0), cont_mask.to(device).repeat(batch, 1)], 1)
-                cont_pos = mask.sum(-1, keepdim=True).repeat_interleave(n_answers, 0) + torch.arange(
-                    cont.shape[1], device=device)
-                hidden = body(input_ids=cont_ids, attention_mask=full_mask, position_ids=cont_pos,
-                              past_key_values=cache, use_cache=True).last_hidden_state
-                # Gather only the positions that predict a real answer token, then apply the head there.
-                b_index = torch.arange(batch, device=device).repeat_interleave(len(cont_pairs))
-                c_index = torch.tensor([c for c, _ in cont_pairs], device=device).repeat(batch)
-                j_index = torch.tensor([j for _, j in cont_pairs], device=device).repeat(batch)
-                picked = hidden[b_index * n_answers + c_index, j_index]
-                logp = torch.log_softmax(head(picked).float(), dim=-1)
-                token_lp = logp.gather(1, cont_targets.repeat(batch)[:, None]).squeeze(1)
-                total = total.index_put((b_index, c_index), token_lp, accumulate=True)
-            scores[rows] = total.double().cpu().numpy()
+            with attention_for(model, ids.shape[1] + trie.n_nodes):
+                scores[rows] = _score_batch(model, ids, mask, on_device, chunk_rows).double().cpu().numpy()
     if normalize == "mean":
-        scores /= np.array([len(a) for a in answer_ids], dtype=np.float64)[None, :]
+        scores /= np.array(trie.lengths, dtype=np.float64)[None, :]
     return scores
 
 
@@ -159,9 +224,11 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], stop: str, max_ne
     with model_autocast(model):
         for rows in _length_sorted_batches([len(p) for p in prompt_ids], batch_size):
             ids, mask = left_padded([prompt_ids[r] for r in rows], tokenizer.pad_token_id, device)
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, stop_strings=[stop] if stop else None,
-                                 tokenizer=tokenizer, logits_processor=processors)
+            with attention_for(model, ids.shape[1] + max_new_tokens):
+                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                     do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                     stop_strings=[stop] if stop else None, tokenizer=tokenizer,
+                                     logits_processor=processors)
             texts = tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
             for r, text in zip(rows, texts):
                 completions[r] = text

@@ -6,15 +6,20 @@ import sys
 
 def test_bench_quick_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    process = subprocess.run([sys.executable, "-m", "liftnb.bench", "--quick", "--variants", "reference",
-                              "liftnb_default", "--out", str(out)], capture_output=True, text=True, timeout=900)
+    process = subprocess.run([sys.executable, "-m", "liftnb.bench", "--quick", "--workloads", "iris", "many_class",
+                              "--variants", "reference", "liftnb_default", "--out", str(out)],
+                             capture_output=True, text=True, timeout=1200)
     assert process.returncode == 0, process.stderr[-3000:]
     assert "fit speed-up reference/liftnb_default" in process.stdout
+    assert "many_class: scoring / prompt-only forward" in process.stdout
     results = json.loads(out.read_text())
-    names = [v["variant"] for v in results["variants"]]
-    assert names == ["reference", "liftnb_default"]
+    names = [(v["workload"], v["variant"]) for v in results["variants"]]
+    assert names == [("iris", "reference"), ("iris", "liftnb_default"), ("many_class", "liftnb_default")]
     for variant in results["variants"]:
+        assert "failed" not in variant, variant
         assert variant["fit_s"] > 0 and variant["train_tokens"] > 0 and variant["peak_rss_mb"] > 0
-        assert {"acc_score", "invalid_generate"} <= set(variant)
+        assert {"acc_score", "invalid_generate", "score_added_mb", "prompt_forward_s"} <= set(variant)
+    many = results["variants"][-1]
+    assert many["classes"] == 100 and many["prompt_tokens"] > 256  # the long, many-class regime
     assert results["matmul_bf16_gflops"] > 0 and results["matmul_fp32_gflops"] > 0
     assert "regression_invalid_rate" in results

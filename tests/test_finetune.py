@@ -43,6 +43,28 @@ def test_layer_cache_gives_the_same_training_as_full_forward(tiny):
     assert cached.step_loss == pytest.approx(uncached.step_loss, rel=1e-4)
 
 
+@pytest.mark.parametrize("lora", [None, 4])
+def test_long_prompts_train_the_same_with_the_kernel_chosen_by_length(lora):
+    """Sequences past LONG_SEQUENCE_TOKENS run on SDPA (load_lm chose eager): same losses as eager throughout."""
+    from liftnb.models import LONG_SEQUENCE_TOKENS, TINY_RANDOM, load_lm
+
+    prompts = ["Given that " + ", ".join(f"p{i} is {(i * r) % 9}" for i in range(70)) + ", What is it?###"
+               for r in range(1, 5)]
+    losses = {}
+    for kernel in (None, "eager"):
+        model, tokenizer = load_lm(TINY_RANDOM, device="cpu", attn_implementation=kernel)
+        assert len(tokenizer(prompts[0])["input_ids"]) > LONG_SEQUENCE_TOKENS
+        switches, real_switch = [], model.set_attn_implementation
+        model.set_attn_implementation = lambda name: (switches.append(name), real_switch(name))
+        torch.manual_seed(1)
+        trainer = Trainer(model, tokenizer, FitConfig(epochs=2, batch_size=2, precision="fp32", train_layers=1,
+                                                      learning_rate=1e-2, lora=lora))
+        losses[kernel] = trainer.fit(encode(tokenizer, prompts, ANSWERS)).step_loss
+        assert trainer.model.config._attn_implementation == "eager"
+        assert ("sdpa" in switches) == (kernel is None)  # every step of the load_lm-chosen model ran on SDPA
+    assert losses[None] == pytest.approx(losses["eager"], rel=1e-4)
+
+
 def _four_layer_tiny(tiny):
     from transformers import LlamaForCausalLM
 

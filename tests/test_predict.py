@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from liftnb.predict import generate_answers, number_token_ids, score_answers, softmax_rows
+from liftnb.models import LONG_SEQUENCE_TOKENS, TINY_RANDOM, attention_for, load_lm
+from liftnb.predict import AnswerTrie, generate_answers, number_token_ids, score_answers, softmax_rows
 
 PROMPTS = ["When we have x1=1, What is this type?###", "Given that sepal length is 5.1, petal width is 0.2, "
            "What is the category?###", "When we have x1=-3.25, x2=7, What is this type?###"]
@@ -33,6 +34,59 @@ def test_scores_equal_brute_force(tiny, answers):
     fast = score_answers(model, tokenizer, PROMPTS, answers, batch_size=2)
     assert fast.shape == (len(PROMPTS), len(answers))
     np.testing.assert_allclose(fast, brute_force(model, tokenizer, PROMPTS, answers), rtol=1e-4, atol=1e-4)
+
+
+def test_one_hundred_multi_token_classes_equal_brute_force(tiny):
+    """Many classes with shared prefixes ("class 1", "class 10", ...): the trie scores all in one pass per batch."""
+    model, tokenizer = tiny
+    answers = [f"class {i}@@@" for i in range(100)]
+    fast = score_answers(model, tokenizer, PROMPTS, answers, batch_size=2, chunk_rows=37)
+    np.testing.assert_allclose(fast, brute_force(model, tokenizer, PROMPTS, answers), rtol=1e-4, atol=1e-4)
+
+
+def test_the_trie_runs_each_shared_prefix_once(tiny):
+    _, tokenizer = tiny
+    answers = ["class 1@@@", "class 10@@@", "class 2@@@"]
+    ids = tokenizer(answers, add_special_tokens=False)["input_ids"]
+    trie = AnswerTrie(ids)
+    prefixes = {tuple(a[:d]) for a in ids for d in range(1, len(a))}
+    assert trie.n_nodes == len(prefixes) < sum(len(a) - 1 for a in ids)
+    assert trie.membership.sum(0).tolist() == [len(a) - 1 for a in ids]  # each answer's path has all its edges
+    # a node sees exactly its own prefixes
+    assert trie.sees.sum(1).tolist() == trie.node_depths
+
+
+@pytest.mark.parametrize("kernel", ["eager", "sdpa"])
+def test_scores_equal_brute_force_with_either_attention_kernel_and_long_prompts(kernel):
+    """Prompts longer than LONG_SEQUENCE_TOKENS: a model that load_lm gave eager switches to SDPA inside scoring."""
+    model, tokenizer = load_lm(TINY_RANDOM, device="cpu", attn_implementation=None if kernel == "eager" else kernel)
+    long_prompt = "Given that " + ", ".join(f"p{i} is {i % 7}" for i in range(80)) + ", What is the digit?###"
+    assert len(tokenizer(long_prompt)["input_ids"]) > LONG_SEQUENCE_TOKENS
+    prompts = [long_prompt, PROMPTS[1]]
+    answers = ["setosa@@@", "set@@@", "7@@@"]
+    fast = score_answers(model, tokenizer, prompts, answers, batch_size=2)
+    np.testing.assert_allclose(fast, brute_force(model, tokenizer, prompts, answers), rtol=1e-4, atol=1e-4)
+    assert model.config._attn_implementation == kernel  # restored after scoring
+
+
+def test_generation_on_long_prompts_is_the_same_under_the_switched_kernel():
+    switched, tokenizer = load_lm(TINY_RANDOM, device="cpu")
+    fixed, _ = load_lm(TINY_RANDOM, device="cpu", attn_implementation="eager")
+    prompts = ["Given that " + ", ".join(f"p{i} is {i % 5}" for i in range(90)) + ", What is it?###", PROMPTS[0]]
+    assert generate_answers(switched, tokenizer, prompts, stop="@@@", max_new_tokens=4) == \
+        generate_answers(fixed, tokenizer, prompts, stop="@@@", max_new_tokens=4)
+
+
+def test_attention_switches_by_length_only_where_load_lm_chose_the_kernel():
+    chosen, _ = load_lm(TINY_RANDOM, device="cpu")
+    with attention_for(chosen, LONG_SEQUENCE_TOKENS - 1):
+        assert chosen.config._attn_implementation == "eager"
+    with attention_for(chosen, LONG_SEQUENCE_TOKENS):
+        assert chosen.config._attn_implementation == "sdpa"
+    assert chosen.config._attn_implementation == "eager"
+    asked, _ = load_lm(TINY_RANDOM, device="cpu", attn_implementation="eager")
+    with attention_for(asked, 10 * LONG_SEQUENCE_TOKENS):
+        assert asked.config._attn_implementation == "eager"  # the user's choice stands
 
 
 def test_mean_normalisation_divides_by_token_count(tiny):

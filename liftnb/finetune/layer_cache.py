@@ -6,6 +6,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..models import attention_for
 from .data import Example, collate
 from .surgery import decoder_of, layer_list, only_layers
 
@@ -37,8 +38,9 @@ class FrozenLayerCache:
                 for begin in range(0, len(examples), size):
                     chunk = examples[begin:begin + size]
                     inputs = collate(chunk, trainer.tokenizer.pad_token_id, trainer.device)
-                    body(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                         position_ids=inputs["position_ids"], use_cache=False)
+                    with attention_for(model, inputs["input_ids"].shape[1]):
+                        body(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                             position_ids=inputs["position_ids"], use_cache=False)
                     for row, example in enumerate(chunk):
                         hidden.append(captured["h"][row, :len(example.input_ids)].detach().clone())
         finally:

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from ..models import attention_for
 from .config import FitConfig
 from .data import Example, collate
 from .layer_cache import FrozenLayerCache
@@ -199,7 +200,8 @@ class Trainer:
                 break  # the last epoch of a run whose length is set in steps ends part-way
             inputs = collate([examples[i] for i in indices], self.tokenizer.pad_token_id, self.device)
             with accelerator.accumulate(step_module):
-                loss = step_module(indices, inputs)
+                with attention_for(self.model, inputs["input_ids"].shape[1]):
+                    loss = step_module(indices, inputs)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"Training loss became {loss.item()} at epoch {self.epoch}, step {self.step}: "
