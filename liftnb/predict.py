@@ -99,12 +99,17 @@ def _tree_mask(model, prompt_mask: torch.Tensor, sees: torch.Tensor) -> torch.Te
         ~allowed, torch.finfo(torch.float32).min)
 
 
-def _log_probs_at(head, hidden: torch.Tensor, targets: torch.Tensor, chunk_rows: int) -> torch.Tensor:
-    """log p(target | hidden) row by row, the vocabulary's logits held for chunk_rows rows at a time."""
+def _log_probs_of(head, hidden: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor,
+                  chunk_rows: int) -> torch.Tensor:
+    """log p(targets[i] | hidden[rows[i]]) for every i, each hidden row through the head once (many answers share
+    one state), the vocabulary's logits held for chunk_rows states at a time. hidden: (states, dim)."""
     out = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)
-    for begin in range(0, len(targets), chunk_rows):
-        logp = torch.log_softmax(head(hidden[begin:begin + chunk_rows]).float(), dim=-1)
-        out[begin:begin + chunk_rows] = logp.gather(1, targets[begin:begin + chunk_rows, None]).squeeze(1)
+    for begin in range(0, hidden.shape[0], chunk_rows):
+        stop = min(begin + chunk_rows, hidden.shape[0])
+        picked = ((rows >= begin) & (rows < stop)).nonzero().squeeze(1)
+        if len(picked):
+            logp = torch.log_softmax(head(hidden[begin:stop]).float(), dim=-1)
+            out[picked] = logp[rows[picked] - begin, targets[picked]]
     return out
 
 
@@ -114,9 +119,9 @@ def _score_batch(model, ids: torch.Tensor, mask: torch.Tensor, trie: dict, chunk
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     n_nodes = len(trie["node_ids"])
     out = body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=n_nodes > 0)
-    batch = ids.shape[0]
-    first = trie["first_ids"]
-    total = _log_probs_at(head, out.last_hidden_state[:, -1].repeat_interleave(len(first), 0),
+    batch, first = ids.shape[0], trie["first_ids"]
+    rows = torch.arange(batch, device=ids.device)
+    total = _log_probs_of(head, out.last_hidden_state[:, -1], rows.repeat_interleave(len(first)),
                           first.repeat(batch), chunk_rows).view(batch, len(first))
     if n_nodes == 0:
         return total
@@ -125,8 +130,9 @@ def _score_batch(model, ids: torch.Tensor, mask: torch.Tensor, trie: dict, chunk
                   attention_mask=_tree_mask(model, mask, trie["sees"]), past_key_values=out.past_key_values,
                   use_cache=True).last_hidden_state  # (batch, nodes, dim)
     edges = trie["edge_nodes"]
-    edge_lp = _log_probs_at(head, hidden[:, edges].reshape(-1, hidden.shape[-1]),
-                            trie["edge_targets"].repeat(batch), chunk_rows).view(batch, len(edges))
+    states = (rows[:, None] * n_nodes + edges[None, :]).reshape(-1)  # the node state each edge continues from
+    edge_lp = _log_probs_of(head, hidden.reshape(-1, hidden.shape[-1]), states, trie["edge_targets"].repeat(batch),
+                            chunk_rows).view(batch, len(edges))
     return total + edge_lp @ trie["membership"]
 
 
