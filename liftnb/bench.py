@@ -356,6 +356,45 @@ def matmul_rate(sizes=(1024, 2048, 3072), repeats: int = 7) -> dict:
     return out
 
 
+def kernel_table(lengths=(40, 150, 300, 600), steps: int = 4, rows: int = 8) -> dict:
+    """Eager against SDPA attention by prompt length: seconds per default training step of `rows` prompts (top
+    layers trained over the layer cache; the first step left out as warm-up) and prompt-forward tokens/s. The
+    measurement behind models.LONG_SEQUENCE_TOKENS."""
+    from .finetune import Callback, FitConfig, Trainer, encode
+    from .models import load_lm
+
+    class StepClock(Callback):
+        def on_train_begin(self, trainer):
+            self.marks = []
+
+        def on_step_end(self, trainer, loss):
+            self.marks.append(time.perf_counter())
+
+    rng = np.random.default_rng(0)
+    table = []
+    for length in lengths:
+        for kernel in ("eager", "sdpa"):
+            model, tokenizer = load_lm(device="cpu", attn_implementation=kernel)
+            prompts = []
+            for _ in range(rows * (steps + 1)):
+                values, prompt = [], ""
+                while len(tokenizer(prompt)["input_ids"]) < length:
+                    values.append(int(rng.integers(0, 256)))
+                    prompt = "Given that " + ", ".join(f"x{i} is {v}" for i, v in enumerate(values)) + ". Class?###"
+                prompts.append(prompt)
+            clock = StepClock()
+            examples = encode(tokenizer, prompts, [f"{i % 10}@@@" for i in range(len(prompts))])
+            Trainer(model, tokenizer, FitConfig(epochs=1, batch_size=rows, shuffle=False), [clock]).fit(examples)
+            step_s = statistics.median(np.diff(clock.marks))
+            started = time.perf_counter()
+            _prompt_forward(model, tokenizer, prompts[:16])
+            tokens = sum(len(p) for p in tokenizer(prompts[:16])["input_ids"])
+            table.append({"tokens": length, "attention": kernel, "train_step_s": float(step_s),
+                          "forward_tokens_per_s": tokens / (time.perf_counter() - started)})
+            del model
+    return {"kernels": table}
+
+
 def regression_decoding(rows: int, epochs: int) -> dict:
     """Rows/s and invalid rate of number decoding after a short LIFT regression fit."""
     from . import datasets, metrics
@@ -376,6 +415,8 @@ def regression_decoding(rows: int, epochs: int) -> dict:
 def _child(args) -> None:
     if args.child == "matmul":
         result = matmul_rate()
+    elif args.child == "kernels":
+        result = kernel_table()
     elif args.child == "regression":
         result = regression_decoding(args.regression_rows, args.regression_epochs)
     else:
@@ -436,6 +477,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--against", default=None, help="a git commit whose library runs the same liftnb "
                         "variants beside this tree's (e.g. 07f4d0d, the start of the speed issue)")
     parser.add_argument("--no-regression", action="store_true", help="skip the regression decoding run")
+    parser.add_argument("--kernels", action="store_true", help="also time eager against SDPA attention by prompt "
+                        "length (a few minutes)")
     parser.add_argument("--out", default="bench/out/bench.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workload", default="iris", help=argparse.SUPPRESS)
@@ -449,8 +492,10 @@ def main(argv=None) -> dict:
         _child(args)
         return {}
     repeats = args.repeats or (1 if args.quick else 3)
+    commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "rev-parse", "--short",
+                             "HEAD"], capture_output=True, text=True).stdout.strip() or None
     results = {"quick": args.quick, "repeats": repeats, "machine": {"cpus": os.cpu_count()},
-               "against": args.against}
+               "commit": commit, "against": args.against}
     results.update(_spawn(["--child", "matmul"]))
     with (_checkout(args.against) if args.against else contextlib.nullcontext()) as other:
         rows = []
@@ -474,6 +519,8 @@ def main(argv=None) -> dict:
                           f"fit {row['fit_s']:.1f} s, score {row['score_s']:.1f} s, acc {row['acc_score']:.3f}"),
                           flush=True)
     results["variants"] = rows
+    if args.kernels:
+        results.update(_spawn(["--child", "kernels"]))
     if not args.no_regression:
         regression = ["--regression-rows", "48", "--regression-epochs", "1"] if args.quick else []
         results.update(_spawn(["--child", "regression", *regression]))
@@ -526,6 +573,11 @@ def report(results: dict) -> None:
             line += (f"; fit+score {theirs:.0f} s at {results['against']} vs {mine:.0f} s here: "
                      f"{theirs / mine:.2f}x (fmnist7 target >= 3x)")
         print(line)
+    if results.get("kernels"):
+        kernels = pd.DataFrame(results["kernels"]).pivot(index="tokens", columns="attention")
+        with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 200):
+            print("\nattention kernels by prompt length (training step of 8 rows, s; prompt forward, tokens/s):")
+            print(kernels.to_string())
     if "regression_rows_per_s" in results:
         print(f"regression decoding: {results['regression_rows_per_s']:.1f} rows/s, invalid rate "
               f"{results['regression_invalid_rate']:.3f}, RAE {results['regression_rae']:.3f}")

