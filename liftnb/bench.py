@@ -183,13 +183,9 @@ def _fit_liftnb(spec: dict, X_train, y_train, template):
         trained = config.trained_layer_count(depth)
     else:  # older commits (--against): train_layers was a count
         trained = min(depth, clf.train_layers or depth)
-    info = {"trained_layers": trained, "cached_layers": getattr(clf.history_, "cached_layers", 0), "epochs": epochs,
-            "depth": depth}
+    info = {"trained_layers": trained, "cached_layers": clf.history_.cached_layers, "epochs": epochs, "depth": depth}
     spec.setdefault("epochs", epochs)
-    tokens = getattr(clf.history_, "trained_tokens", None)
-    if tokens is None:
-        tokens = sum(len(p) for p in clf.tokenizer_(clf.template_.prompts(X_train))["input_ids"]) * epochs
-    return clf, seconds, tokens, info
+    return clf, seconds, clf.history_.trained_tokens, info
 
 
 def _long_workload(name: str, rows: int, test: int):
