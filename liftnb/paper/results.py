@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import paths
 from ..cache import learner_code
 
-RESULTS_DIR = Path(os.environ.get("LIFTNB_RESULTS", Path(__file__).resolve().parents[2] / "results"))
+RESULTS_DIR = paths.results_dir()  # $LIFTNB_RESULTS, the checkout's results/, or ./results (never site-packages)
 RUN_COLUMNS = ["dataset", "variant", "seed"]  # what identifies a run inside one experiment's file
 
 
