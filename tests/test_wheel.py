@@ -23,7 +23,7 @@ def _requirement_name(requirement: str) -> str:
 def wheel(tmp_path_factory) -> Path:
     """liftnb's wheel, built from this checkout."""
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out),
                     str(ROOT)], check=True, capture_output=True, text=True)
     return next(out.glob("liftnb-*.whl"))
 
