@@ -1,7 +1,8 @@
-"""Prediction from a fine-tuned LM: label scoring over a shared KV cache, and greedy generation."""
+"""Prediction from a fine-tuned LM: label scoring over a shared KV cache, greedy and sampled generation."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -215,27 +216,73 @@ def number_token_ids(tokenizer, answer_end: str) -> tuple[int, ...]:
     return allowed_token_ids(tokenizer, is_number_piece, answer_end)
 
 
-@torch.no_grad()
-def generate_answers(model, tokenizer, prompts: Sequence[str], stop: str, max_new_tokens: int = 8,
-                     batch_size: int = 32, allowed_token_ids: Sequence[int] | None = None) -> list[str]:
-    """Greedy completions (the text after each prompt), stopped at `stop`."""
+@dataclass(frozen=True)
+class Sampling:
+    """Sampled decoding: temperature, top-k and top-p (nucleus) applied after any token constraint, n completions
+    per prompt, a seed (the same seed, prompts and batch size give the same completions)."""
+
+    temperature: float = 1.0  # < 1 sharpens the model's distribution, > 1 flattens it
+    top_k: int | None = None  # keep only the k most likely tokens (None: all)
+    top_p: float | None = None  # keep the fewest tokens whose probability reaches p (None: all)
+    n: int = 1  # completions per prompt
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, not {self.temperature!r}; greedy decoding is sampling=None.")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+            raise ValueError(f"top_k must be a positive integer or None, not {self.top_k!r}.")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1] or None, not {self.top_p!r}.")
+        if not isinstance(self.n, int) or self.n < 1:
+            raise ValueError(f"n must be a positive integer, not {self.n!r}.")
+
+    def generate_kwargs(self) -> dict:
+        """model.generate's settings; top_k=0 and top_p=1 switch off the defaults some versions set (top_k=50)."""
+        return {"do_sample": True, "temperature": float(self.temperature), "top_k": self.top_k or 0,
+                "top_p": 1.0 if self.top_p is None else float(self.top_p), "num_return_sequences": self.n}
+
+
+def _complete(model, tokenizer, prompts: Sequence[str], stop: str, max_new_tokens: int, batch_size: int,
+              allowed_token_ids: Sequence[int] | None, sampling: Sampling | None) -> list[list[str]]:
+    """Completions (the text after each prompt, stopped at `stop`): greedy, or sampling.n sampled ones per prompt."""
     from transformers import LogitsProcessorList
 
     device = next(model.parameters()).device
     prompt_ids = tokenizer(list(prompts))["input_ids"]
     processors = LogitsProcessorList()
-    if allowed_token_ids is not None:
+    if allowed_token_ids is not None:  # before temperature/top-k/top-p: those then see allowed tokens only
         processors.append(_AllowOnly(allowed_token_ids, model.config.vocab_size, device))
-    completions: list[str] = [""] * len(prompts)
-    with model_autocast(model):
-        for rows in _length_sorted_batches([len(p) for p in prompt_ids], batch_size):
+    n = sampling.n if sampling else 1
+    settings = sampling.generate_kwargs() if sampling else {"do_sample": False}
+    completions: list[list[str]] = [[] for _ in prompts]
+    rows_per_batch = max(1, batch_size // n)  # n sequences per prompt: the batch's sequences stay batch_size
+    with model_autocast(model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for number, rows in enumerate(_length_sorted_batches([len(p) for p in prompt_ids], rows_per_batch)):
+            if sampling:
+                torch.manual_seed(sampling.seed * 1_000_003 + number)  # per batch: reproducible, rows independent
             ids, mask = left_padded([prompt_ids[r] for r in rows], tokenizer.pad_token_id, device)
             with attention_for(model, ids.shape[1] + max_new_tokens):
                 out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                     do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                                     stop_strings=[stop] if stop else None, tokenizer=tokenizer,
-                                     logits_processor=processors)
+                                     pad_token_id=tokenizer.pad_token_id, stop_strings=[stop] if stop else None,
+                                     tokenizer=tokenizer, logits_processor=processors, **settings)
             texts = tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
-            for r, text in zip(rows, texts):
-                completions[r] = text
+            for position, r in enumerate(rows):  # generate returns a prompt's n sequences next to each other
+                completions[r] = texts[position * n:(position + 1) * n]
     return completions
+
+
+@torch.no_grad()
+def generate_answers(model, tokenizer, prompts: Sequence[str], stop: str, max_new_tokens: int = 8,
+                     batch_size: int = 32, allowed_token_ids: Sequence[int] | None = None) -> list[str]:
+    """Greedy completions (the text after each prompt), stopped at `stop`."""
+    return [texts[0] for texts in _complete(model, tokenizer, prompts, stop, max_new_tokens, batch_size,
+                                            allowed_token_ids, None)]
+
+
+@torch.no_grad()
+def sample_answers(model, tokenizer, prompts: Sequence[str], stop: str, sampling: Sampling = Sampling(),
+                   max_new_tokens: int = 8, batch_size: int = 32,
+                   allowed_token_ids: Sequence[int] | None = None) -> list[list[str]]:
+    """sampling.n sampled completions per prompt (a list of n texts for each), stopped at `stop`."""
+    return _complete(model, tokenizer, prompts, stop, max_new_tokens, batch_size, allowed_token_ids, sampling)
