@@ -18,7 +18,8 @@ from .finetune import FitConfig, prepare_text_training
 from .finetune.surgery import prepare_trainable, wants_bf16
 from .metrics import rae
 from .models import load_lm, resolve_device
-from .predict import generate_answers, log_softmax_rows, number_token_ids, score_answers, softmax_rows
+from .predict import (Sampling, generate_answers, log_softmax_rows, number_token_ids, sample_answers, score_answers,
+                      softmax_rows)
 from .templates import Template
 
 _FORMAT_VERSION = 1
@@ -349,11 +350,50 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
     def generate(self, X) -> list[str]:
         """Raw greedy completions for X (number tokens only)."""
         frame = self._frame(X, fitting=False)
-        digits = len(f"{abs(self.train_mean_):.0f}") + 8 + self.template_.target_precision
         return generate_answers(self.model_, self.tokenizer_, self.template_.prompts(frame),
-                                stop=self.template_.answer_end, max_new_tokens=digits,
+                                stop=self.template_.answer_end, max_new_tokens=self._answer_budget(),
                                 batch_size=max(8, 4 * int(self.batch_size)),
                                 allowed_token_ids=number_token_ids(self.tokenizer_, self.template_.answer_end))
+
+    def _answer_budget(self) -> int:
+        """Tokens a number answer may take: the training mean's integer digits, 8 more, the target's decimals."""
+        return len(f"{abs(self.train_mean_):.0f}") + 8 + self.template_.target_precision
+
+    def sample(self, X, n_samples: int = 20, temperature: float = 1.0, top_k: int | None = None,
+               top_p: float | None = None, random_state: int | None = None) -> np.ndarray:
+        """n_samples sampled answers per row as numbers, shape (rows, n_samples); NaN where one does not parse
+        (their fraction is `sample_invalid_rate_`). random_state=None: the estimator's own."""
+        check_is_fitted(self, "model_")
+        frame = self._frame(X, fitting=False)
+        seed = self.random_state if random_state is None else random_state
+        sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, n=int(n_samples), seed=int(seed or 0))
+        texts = sample_answers(self.model_, self.tokenizer_, self.template_.prompts(frame),
+                               stop=self.template_.answer_end, sampling=sampling,
+                               max_new_tokens=self._answer_budget(), batch_size=max(8, 4 * int(self.batch_size)),
+                               allowed_token_ids=number_token_ids(self.tokenizer_, self.template_.answer_end))
+        values = np.array([[np.nan if (v := self.template_.parse(t)) is None else v for t in row] for row in texts],
+                          dtype=float)
+        self.sample_invalid_rate_ = float(np.isnan(values).mean())
+        return values
+
+    def predict_quantiles(self, X, quantiles=(0.05, 0.5, 0.95), n_samples: int = 20, **sampling) -> np.ndarray:
+        """Quantiles of each row's sampled answers, shape (rows, len(quantiles)); invalid samples are left out, and a
+        row none of whose samples parse gets the training mean (the paper's fallback). `sampling`: see `sample`."""
+        quantiles = np.asarray(quantiles, dtype=float)
+        if quantiles.ndim != 1 or not np.all((quantiles >= 0) & (quantiles <= 1)):
+            raise ValueError(f"quantiles must be a 1-D sequence of numbers in [0, 1], not {quantiles.tolist()!r}.")
+        values = self.sample(X, n_samples=n_samples, **sampling)
+        empty = np.isnan(values).all(axis=1)
+        values[empty] = self.train_mean_
+        return np.nanquantile(values, quantiles, axis=1).T
+
+    def predict_interval(self, X, coverage: float = 0.9, n_samples: int = 20, **sampling) -> tuple[np.ndarray,
+                                                                                                   np.ndarray]:
+        """(low, high): the central `coverage` interval of each row's sampled answers (see predict_quantiles)."""
+        if not 0 < coverage < 1:
+            raise ValueError(f"coverage must be in (0, 1), not {coverage!r}.")
+        bounds = self.predict_quantiles(X, ((1 - coverage) / 2, (1 + coverage) / 2), n_samples, **sampling)
+        return bounds[:, 0], bounds[:, 1]
 
     def _decode(self, X) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(numbers with invalid answers as the training mean, which were invalid, raw completions)."""
@@ -372,9 +412,16 @@ class LIFTRegressor(RegressorMixin, _LIFTBase):
             error = float(np.abs(y_val - predicted).mean())
         return {"val_score": -error, "val_invalid_rate": float(invalid.mean())}
 
-    def predict(self, X) -> np.ndarray:
-        """Decoded numbers; invalid answers become the training mean (counted in invalid_rate_)."""
+    def predict(self, X, return_std: bool = False):
+        """Decoded numbers (greedy); invalid answers become the training mean (counted in invalid_rate_).
+        return_std=True also returns the standard deviation of 20 sampled answers per row (see `sample`)."""
         predicted, invalid, completions = self._decode(X)
         self.invalid_rate_ = float(invalid.mean())
         self.last_completions_ = completions
-        return predicted
+        if not return_std:
+            return predicted
+        values = self.sample(X)
+        spread = np.zeros(len(values))
+        valid = ~np.isnan(values).all(axis=1)
+        spread[valid] = np.nanstd(values[valid], axis=1)
+        return predicted, spread

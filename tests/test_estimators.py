@@ -213,3 +213,44 @@ def test_template_is_used_as_given(toy):
     clf = LIFTClassifier(**FAST, template=template).fit(X, y)
     assert clf.template_.prompts(X.head(1))[0].startswith("A ")
     assert clf.template_.class_answers() == ["long@@@", "short@@@"]
+
+
+# ----- sampled answers and intervals (regression) -----------------------------------------------------------------
+def test_regressor_samples_are_numbers_reproducible_by_random_state(toy):
+    X, _ = toy
+    reg = LIFTRegressor(**FAST).fit(X, X["length"].to_numpy() * 2)
+    first = reg.sample(X.head(5), n_samples=4, random_state=3)
+    assert first.shape == (5, 4)
+    assert reg.sample_invalid_rate_ == pytest.approx(np.isnan(first).mean())
+    np.testing.assert_array_equal(reg.sample(X.head(5), n_samples=4, random_state=3), first)
+    low, high = reg.predict_interval(X.head(5), coverage=0.8, n_samples=4)
+    assert low.shape == high.shape == (5,) and np.all(low <= high)
+    predicted, spread = reg.predict(X.head(5), return_std=True)
+    assert predicted.shape == spread.shape == (5,) and np.all(spread >= 0)
+
+
+def test_quantiles_leave_invalid_samples_out_and_fall_back_to_the_training_mean(toy, monkeypatch):
+    X, _ = toy
+    reg = LIFTRegressor(**FAST).fit(X, X["length"].to_numpy() * 2)
+    texts = [["1@@@", "2@@@", "3@@@", "x"], ["5@@@", "5@@@", "", "7@@@"], ["?", "", "a", "b"]]
+    monkeypatch.setattr("liftnb.estimators.sample_answers", lambda *a, **k: [list(t) for t in texts])
+    values = reg.sample(X.head(3), n_samples=4)
+    np.testing.assert_array_equal(np.isnan(values), [[0, 0, 0, 1], [0, 0, 1, 0], [1, 1, 1, 1]])
+    assert reg.sample_invalid_rate_ == 6 / 12
+    bounds = reg.predict_quantiles(X.head(3), quantiles=(0.0, 0.5, 1.0), n_samples=4)
+    np.testing.assert_allclose(bounds, [[1, 2, 3], [5, 5, 7], [reg.train_mean_] * 3])
+    low, high = reg.predict_interval(X.head(3), coverage=0.5, n_samples=4)
+    np.testing.assert_allclose(low, [1.5, 5, reg.train_mean_])
+    np.testing.assert_allclose(high, [2.5, 6, reg.train_mean_])
+    _, spread = reg.predict(X.head(3), return_std=True)
+    np.testing.assert_allclose(spread, [np.std([1, 2, 3]), np.std([5, 5, 7]), 0.0])
+
+
+@pytest.mark.parametrize("call", [lambda r, X: r.predict_quantiles(X, quantiles=(0.1, 1.5)),
+                                  lambda r, X: r.predict_interval(X, coverage=1.0),
+                                  lambda r, X: r.sample(X, temperature=0)])
+def test_bad_interval_settings_are_named(toy, call):
+    X, _ = toy
+    reg = LIFTRegressor(**FAST).fit(X, X["length"].to_numpy() * 2)
+    with pytest.raises(ValueError, match="quantiles|coverage|temperature"):
+        call(reg, X.head(2))
