@@ -127,9 +127,10 @@ def _score_batch(model, ids: torch.Tensor, mask: torch.Tensor, trie: dict, chunk
     if n_nodes == 0:
         return total
     node_positions = mask.sum(-1, keepdim=True) + trie["node_offsets"][None, :]
+    cache = "cache" if "cache" in out else "past_key_values"  # transformers 5 renamed it; 4.56 knows the old name
     hidden = body(input_ids=trie["node_ids"][None].expand(batch, -1), position_ids=node_positions,
-                  attention_mask=_tree_mask(model, mask, trie["sees"]), past_key_values=out.past_key_values,
-                  use_cache=True).last_hidden_state  # (batch, nodes, dim)
+                  attention_mask=_tree_mask(model, mask, trie["sees"]), use_cache=True,
+                  **{cache: out[cache]}).last_hidden_state  # (batch, nodes, dim)
     edges = trie["edge_nodes"]
     states = (rows[:, None] * n_nodes + edges[None, :]).reshape(-1)  # the node state each edge continues from
     edge_lp = _log_probs_of(head, hidden.reshape(-1, hidden.shape[-1]), states, trie["edge_targets"].repeat(batch),
