@@ -18,8 +18,8 @@ from .finetune import FitConfig, prepare_text_training
 from .finetune.surgery import prepare_trainable, wants_bf16
 from .metrics import rae
 from .models import load_lm, resolve_device
-from .predict import (Sampling, generate_answers, log_softmax_rows, number_token_ids, sample_answers, score_answers,
-                      softmax_rows)
+from .predict import (FrozenPrefixScorer, Sampling, generate_answers, log_softmax_rows, number_token_ids,
+                      sample_answers, score_answers, softmax_rows)
 from .templates import Template
 
 _FORMAT_VERSION = 1
@@ -159,7 +159,7 @@ class _LIFTBase(BaseEstimator):
         validate = None
         if validation_data is not None:
             X_val, y_val = validation_data
-            validate = lambda: self._validation_metrics(X_val, y_val)  # noqa: E731
+            validate = self._validation(X_val, y_val, training.trainer)
         self.tokens_per_row_ = training.tokens_per_row
         try:
             self.history_ = training.trainer.fit(training.examples, validate=validate, resume=resume)
@@ -167,6 +167,10 @@ class _LIFTBase(BaseEstimator):
             self.history_ = training.trainer.history  # usable: the model holds the last completed epoch
             raise
         return self
+
+    def _validation(self, X_val, y_val, trainer):
+        """The per-epoch validation for Trainer.fit: the task's metrics on the validation rows."""
+        return lambda: self._validation_metrics(X_val, y_val)
 
     # ----- persistence ---------------------------------------------------------------------------------------
     def save(self, path) -> Path:
@@ -268,10 +272,29 @@ class LIFTClassifier(ClassifierMixin, _LIFTBase):
         self.majority_code_ = int(np.bincount(codes).argmax())
         return self._fit(frame, codes, validation_data, resume)
 
-    def _validation_metrics(self, X_val, y_val) -> dict:
+    def _validation(self, X_val, y_val, trainer):
+        """The per-epoch validation for Trainer.fit. While the trainer caches its frozen lower layers, so does
+        validation: their states for the validation prompts are computed once (at the first epoch's end) and each
+        epoch runs only the trained layers."""
+        scorer = []
+
+        def metrics() -> dict:
+            if trainer.runner is None:
+                return self._validation_metrics(X_val, y_val)
+            if not scorer:
+                frame = self._frame(X_val, fitting=False)
+                scorer.append(FrozenPrefixScorer(self.model_, self.tokenizer_, self.template_.prompts(frame),
+                                                 self.template_.class_answers(), start=trainer.runner.start,
+                                                 batch_size=max(8, 4 * int(self.batch_size))))
+            return self._validation_metrics(X_val, y_val, scores=scorer[0]())
+        return metrics
+
+    def _validation_metrics(self, X_val, y_val, scores=None) -> dict:
         """Accuracy by label scoring and the mean log-probability of the true class (rows of unseen classes count
-        as wrong and are left out of the mean); leaves invalid_rate_ and last_completions_ alone."""
-        log_probabilities = log_softmax_rows(self.predict_log_likelihood(X_val))
+        as wrong and are left out of the mean); leaves invalid_rate_ and last_completions_ alone. scores: the
+        validation rows' answer log-likelihoods where already computed."""
+        scores = self.predict_log_likelihood(X_val) if scores is None else scores
+        log_probabilities = log_softmax_rows(scores)
         y_val = np.asarray(y_val).ravel()
         known = np.isin(y_val, self.classes_)
         truth = np.searchsorted(self.classes_, y_val[known])

@@ -254,3 +254,16 @@ def test_bad_interval_settings_are_named(toy, call):
     reg = LIFTRegressor(**FAST).fit(X, X["length"].to_numpy() * 2)
     with pytest.raises(ValueError, match="quantiles|coverage|temperature"):
         call(reg, X.head(2))
+
+
+def test_validation_runs_only_the_trained_layers_while_training_caches_the_frozen_ones(toy, monkeypatch):
+    X, y = toy
+    calls = []
+    original = LIFTClassifier.predict_log_likelihood
+    monkeypatch.setattr(LIFTClassifier, "predict_log_likelihood",
+                        lambda self, X_: calls.append(len(X_)) or original(self, X_))
+    clf = LIFTClassifier(**{**FAST, "epochs": 3}).fit(X, y, validation_data=(X, y))
+    assert calls == []  # every epoch's validation came from the cached frozen states
+    assert clf.history_.cached_layers == 1 and len(clf.history_.epochs) == 3
+    uncached = LIFTClassifier(**{**FAST, "epochs": 3, "train_layers": None}).fit(X, y, validation_data=(X, y))
+    assert calls == [len(X)] * 3 and uncached.history_.cached_layers == 0

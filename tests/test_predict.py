@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from liftnb.models import LONG_SEQUENCE_TOKENS, TINY_RANDOM, attention_for, load_lm
-from liftnb.predict import (AnswerTrie, Sampling, generate_answers, number_token_ids, sample_answers, score_answers,
+from liftnb.predict import (AnswerTrie, FrozenPrefixScorer, Sampling, generate_answers, number_token_ids, sample_answers, score_answers,
                             softmax_rows)
 
 PROMPTS = ["When we have x1=1, What is this type?###", "Given that sepal length is 5.1, petal width is 0.2, "
@@ -171,3 +171,17 @@ def test_the_batch_holds_n_sequences_per_prompt_within_batch_size(tiny):
 def test_bad_sampling_settings_are_named(settings):
     with pytest.raises(ValueError, match=next(iter(settings))):
         Sampling(**settings)
+
+
+# ----- validation scoring from cached frozen layers ---------------------------------------------------------------
+@pytest.mark.parametrize("kernel", ["eager", "sdpa"])
+@pytest.mark.parametrize("answers", [["0@@@", "1@@@", "2@@@"], ["10@@@", "11@@@", "2@@@", "123@@@"]])
+def test_the_frozen_prefix_scorer_equals_score_answers_and_follows_the_trained_layers(kernel, answers):
+    model, tokenizer = load_lm(TINY_RANDOM, device="cpu", attn_implementation=kernel)
+    prompts = PROMPTS + ["x" * 40 + " What is this type?###"]
+    scorer = FrozenPrefixScorer(model, tokenizer, prompts, answers, start=1, batch_size=2)
+    np.testing.assert_allclose(scorer(), score_answers(model, tokenizer, prompts, answers), atol=1e-4, rtol=1e-5)
+    with torch.no_grad():  # "training" moves the top layer: the scorer reads the new weights, not a copy
+        for parameter in model.model.layers[1].parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    np.testing.assert_allclose(scorer(), score_answers(model, tokenizer, prompts, answers), atol=1e-4, rtol=1e-5)
