@@ -1,13 +1,14 @@
 """The package as a user installs it: the wheel's contents, and the wheel installed into a fresh venv outside the
 checkout, where it loads its data sets, writes results under the working directory and fits a tiny model."""
 import os
-import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
@@ -16,7 +17,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def _requirement_name(requirement: str) -> str:
-    return re.split(r"[<>=!~\[; ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    return canonicalize_name(Requirement(requirement).name)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_environment_yml_matches_pyproject():
            if line.strip().startswith("- ")]
     declared = PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["dev"]
     expected = sorted(d.replace(" ", "") for d in declared if _requirement_name(d) != "torch")
-    got = sorted(p.replace(" ", "") for p in pip if _requirement_name(p) not in ("torch", "-e"))
+    got = sorted(p.replace(" ", "") for p in pip if p != "-e ." and _requirement_name(p) != "torch")
     assert got == expected, "environment.yml and pyproject.toml disagree"
     assert "torch==2.13.0" in pip and "-e ." in pip
     make = (ROOT / "Makefile").read_text()
