@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .finetune.surgery import decoder_of, head_of, layer_list, only_layers
+from .finetune.surgery import captured_output, decoder_of, head_of, layer_list, only_layers
 from .models import attention_for
 
 
@@ -181,24 +181,18 @@ class FrozenPrefixScorer:
         self.trie = AnswerTrie(answer_ids)
         self.on_device = trie = self.trie.to(device)
         layers = layer_list(model)[2]
-        captured = {}
-        hook = layers[start - 1].register_forward_hook(
-            lambda module, args, output: captured.__setitem__("h", output[0] if isinstance(output, tuple) else output))
         self.batches = []  # (rows, states at layer start, boolean mask, positions, prompt width)
-        try:
-            with model_autocast(model), only_layers(model, 0, start):
-                for rows in _length_sorted_batches([len(p) for p in prompt_ids], batch_size):
-                    ids, mask = left_padded([prompt_ids[r] for r in rows], tokenizer.pad_token_id, device)
-                    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-                    nodes = trie["node_ids"][None].expand(len(rows), -1)
-                    positions = torch.cat([positions, mask.sum(-1, keepdim=True) + trie["node_offsets"][None]], 1)
-                    allowed = _prompt_and_tree_allowed(mask, trie["sees"])
-                    with attention_for(model, allowed.shape[-1]):
-                        decoder_of(model)(input_ids=torch.cat([ids, nodes], 1), position_ids=positions,
-                                          attention_mask=_as_attention_mask(model, allowed), use_cache=False)
-                    self.batches.append((rows, captured["h"].detach().clone(), allowed, positions, ids.shape[1]))
-        finally:
-            hook.remove()
+        with model_autocast(model), only_layers(model, 0, start), captured_output(layers[start - 1]) as captured:
+            for rows in _length_sorted_batches([len(p) for p in prompt_ids], batch_size):
+                ids, mask = left_padded([prompt_ids[r] for r in rows], tokenizer.pad_token_id, device)
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                nodes = trie["node_ids"][None].expand(len(rows), -1)
+                positions = torch.cat([positions, mask.sum(-1, keepdim=True) + trie["node_offsets"][None]], 1)
+                allowed = _prompt_and_tree_allowed(mask, trie["sees"])
+                with attention_for(model, allowed.shape[-1]):
+                    decoder_of(model)(input_ids=torch.cat([ids, nodes], 1), position_ids=positions,
+                                      attention_mask=_as_attention_mask(model, allowed), use_cache=False)
+                self.batches.append((rows, captured["h"].detach().clone(), allowed, positions, ids.shape[1]))
 
     @torch.no_grad()
     def __call__(self) -> np.ndarray:
