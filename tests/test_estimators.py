@@ -198,8 +198,10 @@ def test_clear_errors(toy):
     X, y = toy
     with pytest.raises(ValueError, match="only one class"):
         LIFTClassifier(**FAST).fit(X, ["a"] * len(X))
-    with pytest.raises(ValueError, match="NaN in column 'length'"):
-        LIFTClassifier(**FAST).fit(X.assign(length=np.nan), y)
+    with pytest.raises(ValueError, match="infinity in column 'length'"):
+        LIFTClassifier(**FAST).fit(X.assign(length=np.inf), y)
+    with pytest.raises(ValueError, match="y contains NaN or missing values"):
+        LIFTRegressor(**FAST).fit(X, np.where(X["length"] > 1, X["length"], np.nan))
     with pytest.raises(ValueError, match="predict_mode"):
         LIFTClassifier(**FAST, predict_mode="vote").fit(X, y)
     clf = LIFTClassifier(**FAST).fit(X, y)
@@ -267,3 +269,29 @@ def test_validation_runs_only_the_trained_layers_while_training_caches_the_froze
     assert clf.history_.cached_layers == 1 and len(clf.history_.epochs) == 3
     uncached = LIFTClassifier(**{**FAST, "epochs": 3, "train_layers": None}).fit(X, y, validation_data=(X, y))
     assert calls == [len(X)] * 3 and uncached.history_.cached_layers == 0
+
+
+def test_missing_cells_are_kept_and_left_out_at_fit_and_predict(toy):
+    X, y = toy
+    gaps = X.astype(object)
+    gaps.iloc[::3, 0] = np.nan
+    gaps.iloc[1::4, 1] = None
+    clf = LIFTClassifier(**FAST).fit(gaps, y)
+    prompts = clf.template_.prompts(gaps)
+    assert len(prompts) == len(gaps)  # no row dropped
+    assert "length is" not in prompts[0] and "colour is" not in prompts[1]
+    assert clf.predict_proba(gaps).shape == (len(gaps), 2)
+    worded = LIFTClassifier(**FAST, template=Template(style="no_names", missing="unknown")).fit(gaps, y)
+    assert worded.template_.prompts(gaps)[0].startswith("When we have x1=unknown, x2=")
+    with pytest.raises(ValueError, match="no_names style places a value by its position"):
+        LIFTClassifier(**FAST, template=Template(style="no_names")).fit(gaps, y)
+
+
+def test_a_template_with_a_missing_word_survives_save_and_load(toy, tmp_path):
+    X, y = toy
+    gaps = X.assign(length=X["length"].where(X["length"] > 1))
+    clf = LIFTClassifier(**FAST, template=Template(missing="not measured")).fit(gaps, y)
+    again = LIFTClassifier.load(clf.save(tmp_path / "model"), device="cpu")
+    assert again.template_.missing == "not measured"
+    assert again.template_.prompts(gaps) == clf.template_.prompts(gaps)
+    np.testing.assert_array_equal(again.predict_proba(gaps), clf.predict_proba(gaps))
