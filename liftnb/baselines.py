@@ -68,17 +68,30 @@ def regressors(seed: int = 0) -> dict[str, tuple[object, dict]]:
 
 
 def _numeric(X_train: pd.DataFrame, *others: pd.DataFrame):
-    """One-hot encode non-numeric columns so every baseline sees numbers."""
+    """Numbers for every baseline: a missing number becomes its column's training median (the standard imputer),
+    non-numeric columns are one-hot encoded, a missing category being a category of its own."""
     categorical = [c for c in X_train.columns if not pd.api.types.is_numeric_dtype(X_train[c])]
-    if not categorical:
-        return (X_train.to_numpy(dtype=float), *[o.to_numpy(dtype=float) for o in others])
-    encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(X_train[categorical])
+    numeric = [c for c in X_train.columns if c not in categorical]
+    medians = np.nan_to_num(np.nanmedian(_floats(X_train[numeric]), axis=0), nan=0.0) if numeric else None
+    encoder = (OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(_words(X_train[categorical]))
+               if categorical else None)
 
     def encode(frame):
-        numbers = frame.drop(columns=categorical).to_numpy(dtype=float)
-        return np.hstack([numbers, encoder.transform(frame[categorical])])
+        numbers = _floats(frame[numeric])
+        if numeric and np.isnan(numbers).any():
+            numbers = np.where(np.isnan(numbers), medians[None, :], numbers)
+        return np.hstack([numbers, encoder.transform(_words(frame[categorical]))]) if categorical else numbers
 
     return (encode(X_train), *[encode(o) for o in others])
+
+
+def _floats(frame: pd.DataFrame) -> np.ndarray:
+    return frame.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _words(frame: pd.DataFrame) -> pd.DataFrame:
+    """Category columns as strings, a missing cell as the word "missing" (one-hot's own category)."""
+    return frame.astype(object).where(frame.notna(), "missing").astype(str)
 
 
 def select_on_validation(estimator, grid: dict, X_train, y_train, X_val, y_val,

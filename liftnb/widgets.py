@@ -14,8 +14,8 @@ _STYLES = [("feature names", "names"), ("no names (x1=...)", "no_names"), ("shuf
 
 
 class TemplateBuilder:
-    """Build a Template by editing it: style, feature names and units, class names, precision, question,
-    separators, or a custom sentence; the preview of a few rows (with token counts) updates as you type.
+    """Build a Template by editing it: style, feature names and units, class names, precision, question, the word
+    for a missing cell, separators, or a custom sentence; the preview of a few rows (with token counts) updates as you type.
     `.template` is the Template to pass to LIFTClassifier(template=...)."""
 
     def __init__(self, df: pd.DataFrame, target: str | None = None, tokenizer=None, rows: int = 3,
@@ -39,6 +39,8 @@ class TemplateBuilder:
         self.precision = w.Dropdown(options=["auto", 0, 1, 2, 3, 4], value="auto", description="decimals")
         self.question = w.Text(value="", placeholder="(the paper's question)", description="question",
                                layout=w.Layout(width="500px"))
+        self.missing = w.Text(value="", placeholder="(left out of the sentence)", description="missing cell",
+                              layout=w.Layout(width="400px"))
         self.prompt_end = w.Text(value="###", description="prompt end", layout=w.Layout(width="200px"))
         self.answer_end = w.Text(value="@@@", description="answer end", layout=w.Layout(width="200px"))
         self.custom = w.Textarea(value=" and ".join(f"{{{c}}}" for c in columns[:3]), description="sentence",
@@ -52,8 +54,8 @@ class TemplateBuilder:
     def controls(self) -> list:
         """Every input widget (what a user can edit)."""
         return [self.style, *self.names.values(), *self.units.values(), self.label_style,
-                *self.class_names.values(), self.precision, self.question, self.prompt_end, self.answer_end,
-                self.custom]
+                *self.class_names.values(), self.precision, self.question, self.missing, self.prompt_end,
+                self.answer_end, self.custom]
 
     @property
     def tokenizer(self):
@@ -70,7 +72,7 @@ class TemplateBuilder:
         settings = dict(style=self.style.value, names=names or None, units=units or None,
                         precision=self.precision.value, question=self.question.value or None,
                         prompt_end=self.prompt_end.value, answer_end=self.answer_end.value,
-                        label_style=self.label_style.value,
+                        label_style=self.label_style.value, missing=self.missing.value or None,
                         class_names={v: t.value for v, t in self.class_names.items()} or None)
         if self.style.value == "custom":
             settings["format"] = self.custom.value
@@ -120,7 +122,7 @@ class TemplateBuilder:
         return w.VBox([
             w.HBox([self.style, self.precision]), self.custom,
             w.Accordion(children=[features, classes], titles=("feature names and units", "class names")),
-            self.label_style, self.question, w.HBox([self.prompt_end, self.answer_end]),
+            self.label_style, self.question, self.missing, w.HBox([self.prompt_end, self.answer_end]),
             w.HTML("<b>preview</b>"), self.preview, self.status])
 
     def _ipython_display_(self):

@@ -13,9 +13,11 @@ X = pd.DataFrame({"a": [0.5, 1.5, 2.5, 3.5], "b": ["x", "y", "x", "y"]})
 y = np.array(["lo", "lo", "hi", "hi"])
 
 
-def test_missing_category_empty_frame_and_predict_before_fit():
-    with pytest.raises(ValueError, match="missing values in column 'b'"):
-        LIFTClassifier(**FAST).fit(X.assign(b=["x", None, "x", "y"]), y)
+def test_missing_target_datetime_column_empty_frame_and_predict_before_fit():
+    with pytest.raises(ValueError, match=r"y contains NaN or missing values \(1 row\(s\), e.g. rows \[1\]\)"):
+        LIFTClassifier(**FAST).fit(X, np.array(["lo", None, "hi", "hi"], dtype=object))
+    with pytest.raises(ValueError, match="Column 'when' holds dates"):
+        LIFTClassifier(**FAST).fit(X.assign(when=pd.date_range("2020-01-01", periods=4)), y)
     with pytest.raises(ValueError, match="0 sample"):
         LIFTClassifier(**FAST).fit(X.iloc[:0], y[:0])
     with pytest.raises(NotFittedError):

@@ -133,3 +133,21 @@ def test_grid_points_that_do_not_fit_small_data_are_skipped():
     with pytest.raises(ValueError, match="No setting of"):
         baselines.select_on_validation(KNeighborsClassifier(), {"n_neighbors": [50]}, part.X_train.head(10),
                                        part.y_train.head(10), part.X_val, part.y_val, metrics.accuracy)
+
+
+def test_baselines_impute_missing_numbers_and_give_missing_categories_their_own_column():
+    train = pd.DataFrame({"a": [1.0, np.nan, 3.0, 5.0], "b": ["x", None, "y", "x"],
+                          "c": pd.array([True, None, False, True])})
+    test = pd.DataFrame({"a": [np.nan, 2.0], "b": [None, "z"], "c": pd.array([None, False], dtype="boolean")})
+    encoded_train, encoded_test = baselines._numeric(train, test)
+    # columns: a, c (numbers; a gap is the training median), then b one-hot as missing, x, y
+    np.testing.assert_array_equal(encoded_train, [[1, 1, 0, 1, 0], [3, 1, 1, 0, 0], [3, 0, 0, 0, 1],
+                                                  [5, 1, 0, 1, 0]])
+    np.testing.assert_array_equal(encoded_test, [[3, 1, 1, 0, 0], [2, 0, 0, 0, 0]])  # "z": unseen, all zeros
+
+
+def test_every_classifier_fits_the_penguins_with_their_gaps():
+    data = load("penguins")
+    assert data.X.isna().any().any()
+    results = baselines.evaluate(split(data, seed=0), "classification")
+    assert results.loc["majority", "accuracy"] < 0.5 < results["accuracy"].max()

@@ -198,8 +198,10 @@ def test_clear_errors(toy):
     X, y = toy
     with pytest.raises(ValueError, match="only one class"):
         LIFTClassifier(**FAST).fit(X, ["a"] * len(X))
-    with pytest.raises(ValueError, match="NaN in column 'length'"):
-        LIFTClassifier(**FAST).fit(X.assign(length=np.nan), y)
+    with pytest.raises(ValueError, match="infinity in column 'length'"):
+        LIFTClassifier(**FAST).fit(X.assign(length=np.inf), y)
+    with pytest.raises(ValueError, match="y contains NaN or missing values"):
+        LIFTRegressor(**FAST).fit(X, np.where(X["length"] > 1, X["length"], np.nan))
     with pytest.raises(ValueError, match="predict_mode"):
         LIFTClassifier(**FAST, predict_mode="vote").fit(X, y)
     clf = LIFTClassifier(**FAST).fit(X, y)
@@ -213,3 +215,83 @@ def test_template_is_used_as_given(toy):
     clf = LIFTClassifier(**FAST, template=template).fit(X, y)
     assert clf.template_.prompts(X.head(1))[0].startswith("A ")
     assert clf.template_.class_answers() == ["long@@@", "short@@@"]
+
+
+# ----- sampled answers and intervals (regression) -----------------------------------------------------------------
+def test_regressor_samples_are_numbers_reproducible_by_random_state(toy):
+    X, _ = toy
+    reg = LIFTRegressor(**FAST).fit(X, X["length"].to_numpy() * 2)
+    first = reg.sample(X.head(5), n_samples=4, random_state=3)
+    assert first.shape == (5, 4)
+    assert reg.sample_invalid_rate_ == pytest.approx(np.isnan(first).mean())
+    np.testing.assert_array_equal(reg.sample(X.head(5), n_samples=4, random_state=3), first)
+    low, high = reg.predict_interval(X.head(5), coverage=0.8, n_samples=4)
+    assert low.shape == high.shape == (5,) and np.all(low <= high)
+    predicted, spread = reg.predict(X.head(5), return_std=True)
+    assert predicted.shape == spread.shape == (5,) and np.all(spread >= 0)
+
+
+def test_quantiles_leave_invalid_samples_out_and_fall_back_to_the_training_mean(toy, monkeypatch):
+    X, _ = toy
+    reg = LIFTRegressor(**FAST).fit(X, X["length"].to_numpy() * 2)
+    texts = [["1@@@", "2@@@", "3@@@", "x"], ["5@@@", "5@@@", "", "7@@@"], ["?", "", "a", "b"]]
+    monkeypatch.setattr("liftnb.estimators.sample_answers", lambda *a, **k: [list(t) for t in texts])
+    values = reg.sample(X.head(3), n_samples=4)
+    np.testing.assert_array_equal(np.isnan(values), [[0, 0, 0, 1], [0, 0, 1, 0], [1, 1, 1, 1]])
+    assert reg.sample_invalid_rate_ == 6 / 12
+    bounds = reg.predict_quantiles(X.head(3), quantiles=(0.0, 0.5, 1.0), n_samples=4)
+    np.testing.assert_allclose(bounds, [[1, 2, 3], [5, 5, 7], [reg.train_mean_] * 3])
+    low, high = reg.predict_interval(X.head(3), coverage=0.5, n_samples=4)
+    np.testing.assert_allclose(low, [1.5, 5, reg.train_mean_])
+    np.testing.assert_allclose(high, [2.5, 6, reg.train_mean_])
+    _, spread = reg.predict(X.head(3), return_std=True)
+    np.testing.assert_allclose(spread, [np.std([1, 2, 3]), np.std([5, 5, 7]), 0.0])
+
+
+@pytest.mark.parametrize("call", [lambda r, X: r.predict_quantiles(X, quantiles=(0.1, 1.5)),
+                                  lambda r, X: r.predict_interval(X, coverage=1.0),
+                                  lambda r, X: r.sample(X, temperature=0)])
+def test_bad_interval_settings_are_named(toy, call):
+    X, _ = toy
+    reg = LIFTRegressor(**FAST).fit(X, X["length"].to_numpy() * 2)
+    with pytest.raises(ValueError, match="quantiles|coverage|temperature"):
+        call(reg, X.head(2))
+
+
+def test_validation_runs_only_the_trained_layers_while_training_caches_the_frozen_ones(toy, monkeypatch):
+    X, y = toy
+    calls = []
+    original = LIFTClassifier.predict_log_likelihood
+    monkeypatch.setattr(LIFTClassifier, "predict_log_likelihood",
+                        lambda self, X_: calls.append(len(X_)) or original(self, X_))
+    clf = LIFTClassifier(**{**FAST, "epochs": 3}).fit(X, y, validation_data=(X, y))
+    assert calls == []  # every epoch's validation came from the cached frozen states
+    assert clf.history_.cached_layers == 1 and len(clf.history_.epochs) == 3
+    uncached = LIFTClassifier(**{**FAST, "epochs": 3, "train_layers": None}).fit(X, y, validation_data=(X, y))
+    assert calls == [len(X)] * 3 and uncached.history_.cached_layers == 0
+
+
+def test_missing_cells_are_kept_and_left_out_at_fit_and_predict(toy):
+    X, y = toy
+    gaps = X.astype(object)
+    gaps.iloc[::3, 0] = np.nan
+    gaps.iloc[1::4, 1] = None
+    clf = LIFTClassifier(**FAST).fit(gaps, y)
+    prompts = clf.template_.prompts(gaps)
+    assert len(prompts) == len(gaps)  # no row dropped
+    assert "length is" not in prompts[0] and "colour is" not in prompts[1]
+    assert clf.predict_proba(gaps).shape == (len(gaps), 2)
+    worded = LIFTClassifier(**FAST, template=Template(style="no_names", missing="unknown")).fit(gaps, y)
+    assert worded.template_.prompts(gaps)[0].startswith("When we have x1=unknown, x2=")
+    with pytest.raises(ValueError, match="no_names style places a value by its position"):
+        LIFTClassifier(**FAST, template=Template(style="no_names")).fit(gaps, y)
+
+
+def test_a_template_with_a_missing_word_survives_save_and_load(toy, tmp_path):
+    X, y = toy
+    gaps = X.assign(length=X["length"].where(X["length"] > 1))
+    clf = LIFTClassifier(**FAST, template=Template(missing="not measured")).fit(gaps, y)
+    again = LIFTClassifier.load(clf.save(tmp_path / "model"), device="cpu")
+    assert again.template_.missing == "not measured"
+    assert again.template_.prompts(gaps) == clf.template_.prompts(gaps)
+    np.testing.assert_array_equal(again.predict_proba(gaps), clf.predict_proba(gaps))

@@ -86,3 +86,27 @@ def test_hub_id_offline_fails_fast_with_the_fix(monkeypatch):
         load_lm("some-org/some-model-that-is-not-cached")
     assert len(probes) == 1  # one quick probe, no retries against the hub
     assert tokenizer_tries == [True]  # only the local cache was tried
+
+
+def test_the_embedded_tokenizer_is_the_one_results_were_computed_with():
+    import transformers
+
+    _, tokenizer = load_lm(TINY_RANDOM)
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|im_end|>"
+    assert tokenizer("Given that x is 1.5###")["input_ids"][0] != tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert embedded_model_dir().name.endswith(f"-transformers-{transformers.__version__}")
+
+
+class _OldTokenizer:
+    """How transformers 5.0 read the GGUF: <|im_start|> as the end token, put before every text."""
+
+    eos_token = "<|im_start|>"
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": ([1] if add_special_tokens else []) + [33]}
+
+
+def test_an_embedded_tokenizer_read_differently_names_the_transformers_to_install():
+    with pytest.raises(ModelLoadError, match=r"end token '<\|im_start\|>', special tokens added to prompts: True\); "
+                                             r"liftnb needs transformers>=5.18: pip install -U 'transformers>=5.18'"):
+        models._check_embedded_tokenizer(_OldTokenizer())

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from liftnb.models import LONG_SEQUENCE_TOKENS, TINY_RANDOM, attention_for, load_lm
-from liftnb.predict import AnswerTrie, generate_answers, number_token_ids, score_answers, softmax_rows
+from liftnb.predict import (AnswerTrie, FrozenPrefixScorer, Sampling, generate_answers, number_token_ids, sample_answers, score_answers,
+                            softmax_rows)
 
 PROMPTS = ["When we have x1=1, What is this type?###", "Given that sepal length is 5.1, petal width is 0.2, "
            "What is the category?###", "When we have x1=-3.25, x2=7, What is this type?###"]
@@ -115,3 +116,72 @@ def test_generation_returns_only_the_completion_and_respects_allowed_tokens(tiny
     for text in texts:
         assert "What is" not in text
         assert set(text) <= set("0123456789.-@")
+
+
+# ----- sampled decoding -------------------------------------------------------------------------------------------
+def test_sampling_returns_n_completions_per_prompt_reproducibly_by_seed(tiny):
+    model, tokenizer = tiny
+    first = sample_answers(model, tokenizer, PROMPTS, stop="@@@", sampling=Sampling(n=4, seed=1), max_new_tokens=6)
+    again = sample_answers(model, tokenizer, PROMPTS, stop="@@@", sampling=Sampling(n=4, seed=1), max_new_tokens=6)
+    other = sample_answers(model, tokenizer, PROMPTS, stop="@@@", sampling=Sampling(n=4, seed=2), max_new_tokens=6)
+    assert [len(texts) for texts in first] == [4] * len(PROMPTS)
+    assert first == again
+    assert first != other
+    assert len({text for texts in first for text in texts}) > len(PROMPTS)  # samples differ, not one answer n times
+
+
+def test_sampling_leaves_the_callers_random_state_alone(tiny):
+    model, tokenizer = tiny
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    sample_answers(model, tokenizer, PROMPTS, stop="@@@", sampling=Sampling(n=2), max_new_tokens=3)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_top_k_one_is_greedy_decoding(tiny):
+    model, tokenizer = tiny
+    greedy = generate_answers(model, tokenizer, PROMPTS, stop="@@@", max_new_tokens=6)
+    sampled = sample_answers(model, tokenizer, PROMPTS, stop="@@@", sampling=Sampling(top_k=1, n=3, temperature=2.0),
+                             max_new_tokens=6)
+    assert sampled == [[text] * 3 for text in greedy]
+
+
+@pytest.mark.parametrize("sampling", [Sampling(n=3), Sampling(n=3, temperature=5.0, top_p=0.9),
+                                      Sampling(n=3, top_k=2)])
+def test_sampling_respects_allowed_tokens(tiny, sampling):
+    """The constraint applies before temperature, top-k and top-p, so even a flat distribution keeps to it."""
+    model, tokenizer = tiny
+    allowed = number_token_ids(tokenizer, "@@@")
+    texts = sample_answers(model, tokenizer, PROMPTS, stop="@@@", sampling=sampling, max_new_tokens=5,
+                           allowed_token_ids=allowed, batch_size=4)
+    for text in (t for row in texts for t in row):
+        assert set(text) <= set("0123456789.-@")
+
+
+def test_the_batch_holds_n_sequences_per_prompt_within_batch_size(tiny):
+    model, tokenizer = tiny
+    small = sample_answers(model, tokenizer, PROMPTS, stop="@@@", sampling=Sampling(n=3), max_new_tokens=4,
+                           batch_size=1)  # one prompt a batch even though n > batch_size
+    assert [len(texts) for texts in small] == [3] * len(PROMPTS)
+
+
+@pytest.mark.parametrize("settings", [{"temperature": 0}, {"temperature": -1.0}, {"top_k": 0}, {"top_k": 1.5},
+                                      {"top_p": 0.0}, {"top_p": 1.5}, {"n": 0}])
+def test_bad_sampling_settings_are_named(settings):
+    with pytest.raises(ValueError, match=next(iter(settings))):
+        Sampling(**settings)
+
+
+# ----- validation scoring from cached frozen layers ---------------------------------------------------------------
+@pytest.mark.parametrize("kernel", ["eager", "sdpa"])
+@pytest.mark.parametrize("answers", [["0@@@", "1@@@", "2@@@"], ["10@@@", "11@@@", "2@@@", "123@@@"]])
+def test_the_frozen_prefix_scorer_equals_score_answers_and_follows_the_trained_layers(kernel, answers):
+    model, tokenizer = load_lm(TINY_RANDOM, device="cpu", attn_implementation=kernel)
+    prompts = PROMPTS + ["x" * 40 + " What is this type?###"]
+    scorer = FrozenPrefixScorer(model, tokenizer, prompts, answers, start=1, batch_size=2)
+    np.testing.assert_allclose(scorer(), score_answers(model, tokenizer, prompts, answers), atol=1e-4, rtol=1e-5)
+    with torch.no_grad():  # "training" moves the top layer: the scorer reads the new weights, not a copy
+        for parameter in model.model.layers[1].parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    np.testing.assert_allclose(scorer(), score_answers(model, tokenizer, prompts, answers), atol=1e-4, rtol=1e-5)

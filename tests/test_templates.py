@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -148,11 +149,96 @@ def test_string_and_bool_values():
     assert prompts[1] == "Given that colour is blue, ok is no, What is the category?###"
 
 
-def test_missing_values_are_written_as_missing():
-    X = pd.DataFrame({"a": [1.5, np.nan], "b": [None, "x"]})
-    prompts = Template(style="no_names").bind(X).prompts(X)
-    assert prompts == ["When we have x1=1.5, x2=missing, What is this type?###",
-                       "When we have x1=missing, x2=x, What is this type?###"]
+# ----- missing values and column types --------------------------------------------------------------------
+GAPS = pd.DataFrame({"a": [1.5, np.nan, np.nan], "b": [None, "x", pd.NA], "c": pd.array([True, None, False])})
+
+
+def test_missing_values_are_left_out_of_the_names_sentence():
+    template = Template().bind(GAPS)
+    assert template.prompts(GAPS) == ["Given that a is 1.5, c is yes, What is the category?###",
+                                      "Given that b is x, What is the category?###",
+                                      "Given that c is no, What is the category?###"]
+    assert template.left_out(GAPS).to_numpy().tolist() == [[False, True, False], [True, False, True],
+                                                           [True, True, False]]
+    shuffled = Template(style="shuffled", shuffle_seed=3).bind(GAPS).prompts(GAPS)
+    assert [p.count(" is ") - 1 for p in shuffled] == [2, 1, 1]  # less the question's "is"
+
+
+def test_a_row_with_every_cell_missing_keeps_its_question():
+    X = pd.DataFrame({"a": [np.nan, 1.0], "b": [None, "x"]})
+    assert Template().bind(X).prompts(X)[0] == "What is the category?###"
+    custom = Template.custom("a is {a}, b is {b}").bind(X)
+    assert custom.prompts(X) == ["What is the category?###", "a is 1, b is x What is the category?###"]
+
+
+def test_missing_values_are_written_as_the_chosen_word():
+    prompts = Template(style="no_names", missing="unknown").bind(GAPS).prompts(GAPS)
+    assert prompts == ["When we have x1=1.5, x2=unknown, x3=yes, What is this type?###",
+                       "When we have x1=unknown, x2=x, x3=unknown, What is this type?###",
+                       "When we have x1=unknown, x2=unknown, x3=no, What is this type?###"]
+    assert not Template(missing="unknown").bind(GAPS).left_out(GAPS).to_numpy().any()
+
+
+@pytest.mark.parametrize("style", ["no_names", "pixels"])
+def test_positional_styles_need_a_word_for_missing_cells(style):
+    with pytest.raises(TemplateError, match=r"\['a'\].*missing='unknown'"):
+        Template(style=style).bind(pd.DataFrame({"a": [1.0, np.nan], "b": [1.0, 2.0]}))
+    bound = Template(style=style).bind(pd.DataFrame({"a": [1.0, 2.0]}))  # complete at fit, a gap at predict
+    with pytest.raises(TemplateError, match="row 1: Column 'a' is missing"):
+        bound.prompts(pd.DataFrame({"a": [1.0, np.nan]}))
+
+
+def test_custom_style_leaves_out_the_clause_of_a_missing_cell():
+    X = pd.DataFrame({"species": ["Adelie", None, "Gentoo"], "mass": [3750.0, 4000.0, np.nan],
+                      "island": ["Dream", "Biscoe", None]})
+    template = Template.custom("A {species} penguin; it weighs {mass:.0f} g, from {island}", question="Sex?")
+    assert template.bind(X).prompts(X) == ["A Adelie penguin; it weighs 3750 g, from Dream Sex?###",
+                                           "it weighs 4000 g, from Biscoe Sex?###",
+                                           "A Gentoo penguin Sex?###"]
+    worded = replace(template, missing="unknown").bind(X).prompts(X)
+    assert worded[1] == "A unknown penguin; it weighs 4000 g, from Biscoe Sex?###"
+
+
+@pytest.mark.parametrize("bad", ["", "  ", 0])
+def test_missing_word_must_be_a_word(bad):
+    with pytest.raises(TemplateError, match="missing must be None"):
+        Template(missing=bad)
+
+
+def test_categorical_boolean_and_text_columns():
+    X = pd.DataFrame({"island": pd.Categorical(["Dream", "Biscoe"]), "size": pd.Categorical([1, 3]),
+                      "male": [True, False], "note": ["tall\nand  grey", "short"]})
+    assert Template().bind(X).prompts(X) == [
+        "Given that island is Dream, size is 1, male is yes, note is tall and grey, What is the category?###",
+        "Given that island is Biscoe, size is 3, male is no, note is short, What is the category?###"]
+    worded = Template(bool_words=("female", "male")).bind(X).prompts(X)
+    assert "male is male" in worded[0] and "male is female" in worded[1]
+
+
+def test_long_text_is_cut_with_a_warning_naming_the_rows():
+    X = pd.DataFrame({"note": ["word " * 100, "short", "x" * 30]}, index=[10, 11, 12])
+    template = Template(max_text_chars=20).bind(X)
+    with pytest.warns(UserWarning, match=r"Column 'note': 2 text value\(s\) longer than max_text_chars=20 are cut "
+                                         r"\(rows \[10, 12\]\)"):
+        prompts = template.prompts(X)
+    assert prompts[0] == "Given that note is word word word word..., What is the category?###"
+    assert prompts[2] == f"Given that note is {'x' * 20}..., What is the category?###"
+
+
+@pytest.mark.parametrize("column", [pd.to_datetime(["2020-01-01", "2021-06-30"]),
+                                    pd.to_timedelta([1, 2], unit="D"),
+                                    pd.Series([pd.Timestamp("2020-01-01"), "x"], dtype=object)])
+def test_datetime_columns_are_a_clear_error(column):
+    with pytest.raises(TemplateError, match=r"Column 'when' holds dates or durations.*\.dt\.year"):
+        Template().bind(pd.DataFrame({"when": column, "a": [1.0, 2.0]}))
+
+
+@pytest.mark.parametrize("y, message", [([1e-5, 2e-5, 0.5], "2 of its 3 non-zero values"),
+                                        ([3e9, 1.0, 2.0], "reaches 3e\\+09")])
+def test_regression_targets_that_print_badly_warn(y, message):
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    with pytest.warns(UserWarning, match=f"The target.*{message}"):
+        Template().bind(X, y=y, task="regression")
 
 
 # ----- questions -------------------------------------------------------------------------------------------
@@ -195,7 +281,7 @@ def test_fixed_precision():
 def test_integer_columns_have_no_decimals(precision):
     X = pd.DataFrame({"f": [1.0, -2.0, 300.0], "i": np.array([4, 5, 6], dtype=np.int32),
                       "u": np.array([7, 8, 9], dtype=np.uint8), "n": [1.0, np.nan, 3.0]})
-    prompts = Template(style="no_names", precision=precision).bind(X).prompts(X)
+    prompts = Template(style="no_names", precision=precision, missing="missing").bind(X).prompts(X)
     assert prompts == ["When we have x1=1, x2=4, x3=7, x4=1, What is this type?###",
                        "When we have x1=-2, x2=5, x3=8, x4=missing, What is this type?###",
                        "When we have x1=300, x2=6, x3=9, x4=3, What is this type?###"]

@@ -35,6 +35,19 @@ def test_preview_follows_the_widgets(builder):
     assert "Iris setosa&lt;end&gt;" in builder.preview.value
 
 
+def test_missing_cells_in_the_preview_follow_the_missing_word():
+    frame = datasets.load("penguins").X.head(4).assign(species=["a", "b", "a", "b"])  # row 3 has 5 gaps
+    builder = TemplateBuilder(frame, target="species", rows=4)
+    last = builder.preview.value.split("<br>")[3]
+    assert "island is Torgersen" in last and "bill" not in last and builder.template.missing is None
+    builder.missing.value = "unknown"
+    assert "bill_length_mm is unknown" in builder.preview.value.split("<br>")[3]
+    assert builder.template.missing == "unknown"
+    builder.style.value = "no_names"
+    builder.missing.value = ""
+    assert "missing='unknown'" in builder.error and "missing=&#x27;unknown&#x27;" in builder.status.value
+
+
 def test_invalid_custom_template_shows_the_error_instead_of_raising(builder):
     builder.style.value = "custom"
     builder.custom.value = "A flower with {no such column}"

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..models import attention_for
 from .data import Example, collate
-from .surgery import decoder_of, layer_list, only_layers
+from .surgery import captured_output, decoder_of, layer_list, only_layers
 
 
 class FrozenLayerCache:
@@ -28,23 +28,18 @@ class FrozenLayerCache:
         if start == 0:
             return None
         body = decoder_of(model)
-        captured = {}
-        hook = layers[start - 1].register_forward_hook(
-            lambda module, args, output: captured.__setitem__("h", output[0] if isinstance(output, tuple) else output))
         hidden = []
         size = max(trainer.config.batch_size, 32)
-        try:
-            with torch.no_grad(), trainer.autocast(), only_layers(model, 0, start):
-                for begin in range(0, len(examples), size):
-                    chunk = examples[begin:begin + size]
-                    inputs = collate(chunk, trainer.tokenizer.pad_token_id, trainer.device)
-                    with attention_for(model, inputs["input_ids"].shape[1]):
-                        body(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                             position_ids=inputs["position_ids"], use_cache=False)
-                    for row, example in enumerate(chunk):
-                        hidden.append(captured["h"][row, :len(example.input_ids)].detach().clone())
-        finally:
-            hook.remove()
+        with (torch.no_grad(), trainer.autocast(), only_layers(model, 0, start),
+              captured_output(layers[start - 1]) as captured):
+            for begin in range(0, len(examples), size):
+                chunk = examples[begin:begin + size]
+                inputs = collate(chunk, trainer.tokenizer.pad_token_id, trainer.device)
+                with attention_for(model, inputs["input_ids"].shape[1]):
+                    body(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                         position_ids=inputs["position_ids"], use_cache=False)
+                for row, example in enumerate(chunk):
+                    hidden.append(captured["h"][row, :len(example.input_ids)].detach().clone())
         cache = cls(trainer, start, hidden)
         probe = examples[: min(4, len(examples))]
         if not cache._agrees_with_full_model(probe):
@@ -81,16 +76,10 @@ class FrozenLayerCache:
         body = decoder_of(model)
         _, _, layers = layer_list(model)
         last = layers[-1]
-        captured = {}
-        hook = layers[-2].register_forward_hook(
-            lambda module, args, output: captured.__setitem__("h", output[0] if isinstance(output, tuple) else output))
         states = self._states(indices, inputs["input_ids"].shape[1])
-        try:
-            with only_layers(model, self.start, len(layers) - 1):
-                body(inputs_embeds=states, attention_mask=inputs["attention_mask"],
-                     position_ids=inputs["position_ids"], use_cache=False)
-        finally:
-            hook.remove()
+        with only_layers(model, self.start, len(layers) - 1), captured_output(layers[-2]) as captured:
+            body(inputs_embeds=states, attention_mask=inputs["attention_mask"],
+                 position_ids=inputs["position_ids"], use_cache=False)
         hidden = captured["h"]
         width = hidden.shape[1]
         rows, cols = inputs["predict_at"] // width, inputs["predict_at"] % width

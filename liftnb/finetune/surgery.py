@@ -99,6 +99,21 @@ def prepare_trainable(model, config: FitConfig, use_bf16: bool):
 
 
 @contextlib.contextmanager
+def captured_output(module: nn.Module):
+    """Keeps the hidden states a layer outputs on each forward pass in the yielded dict, under "h"."""
+    box = {}
+
+    def keep(module, args, output):
+        box["h"] = output[0] if isinstance(output, tuple) else output
+
+    handle = module.register_forward_hook(keep)
+    try:
+        yield box
+    finally:
+        handle.remove()
+
+
+@contextlib.contextmanager
 def only_layers(model, start: int, stop: int | None):
     """Temporarily keep only layers[start:stop] in the model (the rest are skipped by its forward)."""
     owner, attribute, layers = layer_list(model)
