@@ -109,8 +109,10 @@ def test_template_builder_and_live_figure_in_jupyterlab(jupyterlab):
             page.wait_for_function("() => [...document.querySelectorAll('.widget-html-content')]"
                                    ".some(e => e.innerText.includes('Which iris is it?###'))", timeout=30_000)
             page.wait_for_selector("text=FIT DONE", timeout=240_000)
+            # the live figure, left as a static image at the end: drawn after the fit's last line, so waited for
+            page.wait_for_selector(".jp-OutputArea-output img", timeout=30_000)
             figures = page.locator(".jp-OutputArea-output img")
-            assert figures.count() >= 1  # the live figure, left as a static image at the end
+            assert figures.count() >= 1
             assert page.locator("progress").count() >= 1
             assert "step" in page.locator(".jp-OutputArea-output code", has_text="elapsed").first.inner_text()
         finally:
