@@ -115,6 +115,11 @@ def test_template_builder_and_live_figure_in_jupyterlab(jupyterlab):
             assert figures.count() >= 1
             assert page.locator("progress").count() >= 1
             assert "step" in page.locator(".jp-OutputArea-output code", has_text="elapsed").first.inner_text()
+        except Exception:
+            # what the page and the server showed, so that a failure in CI can be read without the machine
+            print("page outputs:", [t[:300] for t in page.locator(".jp-OutputArea-output").all_inner_texts()])
+            print("server log tail:", (folder / "server.log").read_text()[-3000:])
+            raise
         finally:
             page.screenshot(path=str(folder / "jupyterlab.png"), full_page=True)
             shot = os.environ.get("LIFTNB_SCREENSHOT")
