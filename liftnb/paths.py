@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-INSTALLED_DATA = "_data"  # the package folder the wheel maps the checkout's data/ to (pyproject.toml's package-dir)
+INSTALLED_DATA = PACKAGE / "_data"  # the wheel maps the checkout's data/ here (pyproject.toml's package-dir)
 
 
 def source_root(package: Path = PACKAGE) -> Path | None:
@@ -25,7 +25,7 @@ def data_dir(package: Path = PACKAGE) -> Path:
     root = source_root(package)
     if root is not None and (root / "data").is_dir():
         return root / "data"
-    return package / INSTALLED_DATA
+    return package / INSTALLED_DATA.name
 
 
 def results_dir(package: Path = PACKAGE) -> Path:
