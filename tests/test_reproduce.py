@@ -49,6 +49,8 @@ def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds()
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2) == (4, 0.6)
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", None) == (5, 0.9)
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2, "-2 -1 -0.5 -0.4 -0.3") == (5, 0.9)  # ties improved
+    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.5 0.9", 2, min_epochs=5) == (5, 0.6)  # not before the floor
+    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.5 0.9", 2, min_epochs=7) == (6, 0.9)
     rows = pd.DataFrame({"dataset": ["tae"] * 5, "variant": ["old", "old", "steps300", "steps300", "steps300"],
                          "seed": [0, 1, 0, 1, 1], "method": ["lift_score"] * 4 + ["majority"],
                          "val_score": [0.3, 0.5, 0.6, 0.8, None], "accuracy": [0.4, 0.2, 0.7, 0.5, 0.35],

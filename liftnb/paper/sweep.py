@@ -59,17 +59,18 @@ def plan(profile: str = "quick") -> list[Run]:
     return runs_for("sweep", profile, table)
 
 
-def patience_choice(curve: str, patience: int | None, tiebreak_curve: str = "") -> tuple[int, float]:
+def patience_choice(curve: str, patience: int | None, tiebreak_curve: str = "",
+                    min_epochs: int = 0) -> tuple[int, float]:
     """(epochs run, kept validation score) had training stopped after `patience` epochs without a better
-    (score, tiebreak), as Trainer.fit ranks epochs; the weights of each epoch are those of the full run: early
-    stopping only cuts the run short."""
+    (score, tiebreak), as Trainer.fit ranks epochs, but never before `min_epochs` (e.g. the epochs the 300-step floor
+    takes); the weights of each epoch are those of the full run: early stopping only cuts the run short."""
     scores = [float(v) for v in str(curve).split()]
     tiebreaks = [float(v) for v in str(tiebreak_curve or "").split()] or [-np.inf] * len(scores)
     best, best_epoch = (-np.inf, -np.inf), 0
     for epoch, rank in enumerate(zip(scores, tiebreaks), 1):
         if rank > best:
             best, best_epoch = rank, epoch
-        elif patience and epoch - best_epoch >= patience:
+        elif patience and epoch - best_epoch >= patience and epoch >= min_epochs:
             return epoch, best[0]
     return len(scores), best[0]
 
