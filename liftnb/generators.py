@@ -1,0 +1,251 @@
+"""LIFT as a conditional generator: fine-tune on rows written as "the given cells -> the held-out cells", then write
+the held-out cells of new rows (an imputer's gaps, a chosen column, an image's bottom half)."""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from .estimators import _LIFTBase
+from .finetune import prepare_text_training
+from .predict import Sampling, allowed_token_ids, generate_answers, sample_answers
+from .templates import _NUMBER, Template, TemplateError, is_missing
+
+
+class LIFTGenerator(_LIFTBase):
+    """Writes the missing or held-out cells of a table's rows with a fine-tuned causal LM (LIFT as a generator).
+
+    holdout=None makes an imputer: every training row gives `copies` examples, each holding out a random non-empty
+    subset (at most `max_holdout` cells) of the cells it has, so the model learns to write any cells from any others;
+    `transform(X)` fills each row's missing cells. holdout=[columns] makes a conditional generator: those columns
+    are always held out and `sample(X, n)` writes them from the rest (the half image: bottom pixels from the top).
+    A completion that does not parse leaves its cells missing and is counted (`malformed_`, `malformed_rows_`),
+    never dropped.
+    """
+
+    _task = "generation"
+
+    def __init__(self, model=None, template=None, holdout=None, copies=4, max_holdout=None, epochs="auto",
+                 min_steps=None, max_steps=None, patience=None, batch_size=8, learning_rate=None, lora=None,
+                 train_layers=0.4, precision="auto", random_state=0, device="auto", verbose=1, callbacks=None,
+                 checkpoint_dir=None, warmup_ratio=0.06, weight_decay=0.01, lora_alpha=None,
+                 gradient_accumulation_steps=1):
+        super().__init__(model=model, template=template, epochs=epochs, min_steps=min_steps, max_steps=max_steps,
+                         patience=patience, batch_size=batch_size, learning_rate=learning_rate, lora=lora,
+                         train_layers=train_layers, precision=precision, random_state=random_state, device=device,
+                         verbose=verbose, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
+                         warmup_ratio=warmup_ratio, weight_decay=weight_decay, lora_alpha=lora_alpha,
+                         gradient_accumulation_steps=gradient_accumulation_steps)
+        self.holdout = holdout
+        self.copies = copies
+        self.max_holdout = max_holdout
+
+    # ----- fitting -----------------------------------------------------------------------------------------------
+    def fit(self, X, y=None, resume=False):
+        """Fine-tune on the rows of X ("given cells -> held-out cells"); y is ignored."""
+        frame = self._frame(X, fitting=True)
+        holdout = self._holdout_columns(frame)
+        template = self.template if self.template is not None else Template()
+        if template.style in ("no_names", "pixels") and template.missing is None:
+            template = replace(template, missing="?")  # a positional sentence marks a held-out cell in its place
+        self.template_ = template.bind(frame)
+        # written text -> value, for every column that is not numbers (categories, booleans, text)
+        self.categories_ = {c: {self.template_._format_value(c, v): v for v in frame[c] if not is_missing(v)}
+                            for c in frame.columns if not _is_number_column(frame[c])}
+        rng = np.random.default_rng(self.random_state)
+        prompts, answers = [], []
+        for _, row in frame.iterrows():
+            present = [c for c in frame.columns if not is_missing(row[c])]
+            for held in self._training_holdouts(present, holdout, rng):
+                prompts.append(self._prompt(row, held))
+                answers.append(self._answer(row, held))
+        if not prompts:
+            raise ValueError("No training example: every row lacks the held-out columns, or has fewer than two cells.")
+        training = prepare_text_training(self.model, prompts, answers, self.fit_config(), device=self.device,
+                                         callbacks=self.callbacks or (), verbose=self.verbose)
+        self.tokenizer_, self.model_ = training.tokenizer, training.trainer.model
+        self.tokens_per_row_ = training.tokens_per_row
+        self.answer_tokens_ = max(len(self.tokenizer_(a, add_special_tokens=False)["input_ids"]) for a in answers)
+        self.history_ = training.trainer.fit(training.examples, resume=resume)
+        return self
+
+    def _holdout_columns(self, frame: pd.DataFrame) -> list[str] | None:
+        if self.holdout is None:
+            if frame.shape[1] < 2:
+                raise ValueError("An imputer needs at least two columns: one to give, one to write.")
+            return None
+        columns = [str(c) for c in self.holdout]
+        unknown = [c for c in columns if c not in frame.columns]
+        if unknown or not columns or len(columns) == frame.shape[1]:
+            raise ValueError(f"holdout must name some, not all, of X's columns {list(frame.columns)}; got {columns}.")
+        return columns
+
+    def _training_holdouts(self, present: list[str], holdout: list[str] | None, rng) -> list[list[str]]:
+        """The held-out column sets of one training row's examples."""
+        if holdout is not None:
+            return [holdout] if all(c in present for c in holdout) else []
+        if len(present) < 2:
+            return []
+        most = min(int(self.max_holdout or len(present) - 1), len(present) - 1)
+        held = []
+        for _ in range(int(self.copies)):
+            size = int(rng.integers(1, most + 1))
+            chosen = set(rng.choice(len(present), size=size, replace=False).tolist())
+            held.append([c for i, c in enumerate(present) if i in chosen])
+        return held
+
+    # ----- text ------------------------------------------------------------------------------------------------
+    def _names(self, columns: Sequence[str]) -> list[str]:
+        template = self.template_
+        if template.style in ("names", "shuffled", "custom"):
+            return [(template.names or {}).get(c, c) for c in columns]
+        return [f"x{list(template.columns).index(c) + 1}" for c in columns]
+
+    def _prompt(self, row: pd.Series, held: Sequence[str]) -> str:
+        """The row's sentence without the held-out cells, asking for them."""
+        values = {c: (np.nan if c in held else row[c]) for c in self.template_.columns}
+        if self.template_.style == "pixels":
+            question = "What are the missing pixels?"
+        else:
+            question = f"What {'is' if len(held) == 1 else 'are'} {_listed(self._names(held))}?"
+        return replace(self.template_, question=question).prompt(values)
+
+    def _answer(self, row: pd.Series, held: Sequence[str]) -> str:
+        return self._written(held, [self.template_._format_value(c, row[c]) for c in held]) + self.template_.answer_end
+
+    def _written(self, held: Sequence[str], texts: Sequence[str]) -> str:
+        style = self.template_.style
+        if style == "pixels":
+            return self.template_.pixel_separator.join(texts)
+        joiner = "=" if style == "no_names" else " is "
+        return ", ".join(f"{name}{joiner}{text}" for name, text in zip(self._names(held), texts))
+
+    def _parse(self, completion: str, held: Sequence[str]) -> dict | None:
+        """The held-out cells from a completion, or None when it does not have the answer's shape."""
+        text = completion.split(self.template_.answer_end, 1)[0].strip()
+        style = self.template_.style
+        if style == "pixels":
+            separator = self.template_.pixel_separator
+            pieces = text.split(separator) if separator else list(text)
+            pieces = [p for p in pieces if p.strip()] if separator.strip() == "" else pieces
+        else:
+            joiner = "=" if style == "no_names" else " is "
+            pattern = ", ".join(re.escape(f"{name}{joiner}") + "(.+?)" for name in self._names(held))
+            match = re.fullmatch(pattern, text)
+            pieces = list(match.groups()) if match else []
+        if len(pieces) != len(held):
+            return None
+        cells = {}
+        for column, piece in zip(held, pieces):
+            value = self._value(column, piece.strip())
+            if value is None:
+                return None
+            cells[column] = value
+        return cells
+
+    def _value(self, column: str, text: str):
+        """A cell's value from its text: a number for a number column, a seen category otherwise; None if neither."""
+        unit = (self.template_.units or {}).get(column)
+        if unit and text.endswith(f" {unit}"):
+            text = text[:-len(unit) - 1]
+        if column in self.categories_:
+            return self.categories_[column].get(text)
+        if not _NUMBER.fullmatch(text):
+            return None
+        value = float(text)
+        return int(value) if column in self.template_._integer_columns and value.is_integer() else value
+
+    # ----- generation -----------------------------------------------------------------------------------------------
+    def _requests(self, frame: pd.DataFrame) -> tuple[list, list[str], list[list[str]]]:
+        """(row indices, prompts, held-out columns) of the rows that have something to write."""
+        holdout = self.holdout and [str(c) for c in self.holdout]
+        rows, prompts, helds = [], [], []
+        for position, (_, row) in enumerate(frame.iterrows()):
+            held = holdout or [c for c in frame.columns if is_missing(row[c])]
+            if not held or len(held) == frame.shape[1]:
+                continue
+            rows.append(position)
+            prompts.append(self._prompt(row, held))
+            helds.append(held)
+        return rows, prompts, helds
+
+    def _complete(self, prompts: list[str], sampling: Sampling | None) -> list[list[str]]:
+        budget = int(self.answer_tokens_ * 1.5) + 4
+        allowed = None
+        if self.template_.style == "pixels":
+            separator = self.template_.pixel_separator
+            allowed = allowed_token_ids(self.tokenizer_, lambda text, end: set(text) <= set("0123456789" + separator)
+                                        or set(text) <= set(end), self.template_.answer_end)
+        size = max(8, 16 * int(self.batch_size))
+        if sampling is None:
+            return [[t] for t in generate_answers(self.model_, self.tokenizer_, prompts, self.template_.answer_end,
+                                                  budget, batch_size=max(8, 4 * int(self.batch_size)),
+                                                  allowed_token_ids=allowed)]
+        return sample_answers(self.model_, self.tokenizer_, prompts, self.template_.answer_end, sampling,
+                              max_new_tokens=budget, batch_size=size, allowed_token_ids=allowed)
+
+    def _filled(self, frame: pd.DataFrame, sampling: Sampling | None) -> list[pd.DataFrame]:
+        rows, prompts, helds = self._requests(frame)
+        completions = self._complete(prompts, sampling) if prompts else []
+        copies = 1 if sampling is None else sampling.n
+        out = [frame.copy().astype(object) for _ in range(copies)]
+        malformed = []
+        for position, held, texts in zip(rows, helds, completions):
+            for copy, text in enumerate(texts):
+                cells = self._parse(text, held)
+                if cells is None:
+                    malformed.append(frame.index[position])
+                    for column in held:
+                        out[copy].iat[position, frame.columns.get_loc(column)] = np.nan
+                    continue
+                for column, value in cells.items():
+                    out[copy].iat[position, frame.columns.get_loc(column)] = value
+        self.malformed_ = len(malformed) / max(1, len(rows) * copies)
+        self.malformed_rows_ = sorted(set(malformed), key=list(frame.index).index)
+        self.last_completions_ = completions
+        return [_with_dtypes(o, frame) for o in out]
+
+    def transform(self, X) -> pd.DataFrame:
+        """X with its missing (or held-out) cells written greedily; a malformed answer leaves them missing."""
+        check_is_fitted(self, "model_")
+        return self._filled(self._frame(X, fitting=False), None)[0]
+
+    def sample(self, X, n: int = 5, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               random_state: int | None = None) -> pd.DataFrame:
+        """n sampled completions of every row, stacked: index (row, sample number)."""
+        check_is_fitted(self, "model_")
+        frame = self._frame(X, fitting=False)
+        seed = self.random_state if random_state is None else random_state
+        sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, n=int(n), seed=int(seed or 0))
+        filled = self._filled(frame, sampling)
+        return pd.concat(filled, keys=range(len(filled)), names=["sample", frame.index.name]).swaplevel().sort_index(
+            level=0, sort_remaining=False)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        tags.target_tags.required = False
+        return tags
+
+
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _is_number_column(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def _with_dtypes(filled: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """Numbers back as numbers (a column may have held strings only where its answer was malformed)."""
+    for column in like.columns:
+        if _is_number_column(like[column]):
+            filled[column] = pd.to_numeric(filled[column], errors="coerce")
+    return filled
+
+
+__all__ = ["LIFTGenerator", "TemplateError"]
