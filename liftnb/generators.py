@@ -222,8 +222,9 @@ class LIFTGenerator(_LIFTBase):
         seed = self.random_state if random_state is None else random_state
         sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, n=int(n), seed=int(seed or 0))
         filled = self._filled(frame, sampling)
-        return pd.concat(filled, keys=range(len(filled)), names=["sample", frame.index.name]).swaplevel().sort_index(
-            level=0, sort_remaining=False)
+        stacked = pd.concat(filled, keys=range(len(filled)), names=["sample", frame.index.name])
+        by_row = np.argsort(np.tile(np.arange(len(frame)), len(filled)), kind="stable")  # row by row, in X's order
+        return stacked.iloc[by_row].swaplevel()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
