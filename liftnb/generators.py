@@ -107,12 +107,16 @@ class LIFTGenerator(_LIFTBase):
 
     def _prompt(self, row: pd.Series, held: Sequence[str]) -> str:
         """The row's sentence without the held-out cells, asking for them."""
-        values = {c: (np.nan if c in held else row[c]) for c in self.template_.columns}
-        if self.template_.style == "pixels":
-            question = "What are the missing pixels?"
-        else:
+        columns = list(self.template_.columns)
+        values = {c: (np.nan if c in held else row[c]) for c in columns}
+        if self.template_.style != "pixels":
             question = f"What {'is' if len(held) == 1 else 'are'} {_listed(self._names(held))}?"
-        return replace(self.template_, question=question).prompt(values)
+            return replace(self.template_, question=question).prompt(values)
+        if list(held) == columns[-len(held):]:  # the bottom of an image: the given pixels alone, no "?" for the rest
+            given = columns[:-len(held)]
+            return replace(self.template_, columns=given, question="What are the remaining pixels?").prompt(
+                {c: values[c] for c in given})
+        return replace(self.template_, question="What are the missing pixels?").prompt(values)
 
     def _answer(self, row: pd.Series, held: Sequence[str]) -> str:
         return self._written(held, [self.template_._format_value(c, row[c]) for c in held]) + self.template_.answer_end
