@@ -246,10 +246,16 @@ def _is_number_column(values: pd.Series) -> bool:
 
 
 def _with_dtypes(filled: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
-    """Numbers back as numbers (a column may have held strings only where its answer was malformed)."""
+    """Each column back in X's dtype: numbers as numbers, text and booleans as before where that keeps every cell
+    (a malformed answer's NaN would turn True in a bool column, so such a column stays object)."""
     for column in like.columns:
         if _is_number_column(like[column]):
             filled[column] = pd.to_numeric(filled[column], errors="coerce")
+        elif filled[column].notna().all() or pd.api.types.is_string_dtype(like[column].dtype):
+            try:
+                filled[column] = filled[column].astype(like[column].dtype)
+            except (TypeError, ValueError):
+                pass  # a value the dtype cannot hold stays as written
     return filled
 
 

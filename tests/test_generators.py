@@ -74,3 +74,34 @@ def test_positional_styles_mark_held_out_cells(table):
 def test_bad_holdout_is_a_clear_error(table, holdout):
     with pytest.raises(ValueError, match="holdout must name some, not all"):
         LIFTGenerator(**FAST, holdout=holdout).fit(table)
+
+
+def test_image_bottom_is_cut_from_the_prompt_and_written_in_digits_only():
+    rng = np.random.default_rng(1)
+    pixels = pd.DataFrame(rng.integers(0, 10, (12, 8)), columns=[f"p{i}" for i in range(8)])
+    bottom = [f"p{i}" for i in range(4, 8)]
+    generator = LIFTGenerator(**FAST, holdout=bottom, template=Template(style="pixels", pixel_separator="")).fit(pixels)
+    prompt = generator._prompt(pixels.iloc[0], bottom)
+    top = "".join(str(v) for v in pixels.iloc[0, :4])
+    assert prompt == f"Given image with pixels {top}, What are the remaining pixels?###"
+    samples = generator.sample(pixels.head(3), n=2, random_state=0)
+    for texts in generator.last_completions_:
+        for text in texts:
+            assert set(text) <= set("0123456789@"), text  # digits and the terminator's pieces, parsed or not
+    written = samples[bottom].dropna()
+    assert ((written >= 0) & (written <= 9)).all().all()
+
+
+def test_imputer_trains_on_rows_with_gaps_and_survives_save_and_load(table, tmp_path):
+    gappy = table.copy()
+    gappy.loc[0, "colour"] = None
+    gappy.loc[3, "length"] = np.nan
+    generator = LIFTGenerator(**FAST, copies=2).fit(gappy)
+    first = generator.transform(gappy.head(5))
+    loaded = LIFTGenerator.load(generator.save(tmp_path / "gen"), device="cpu")
+    pd.testing.assert_frame_equal(loaded.transform(gappy.head(5)), first)
+
+
+def test_unfitted_generator_refuses_to_write(table):
+    with pytest.raises(Exception, match="not fitted"):
+        LIFTGenerator(**FAST).transform(table)
