@@ -81,8 +81,8 @@ def _require_y(estimator, y) -> None:
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
 
 
-class _LIFTBase(BaseEstimator):
-    """Shared parameters and machinery of LIFTClassifier and LIFTRegressor."""
+class LIFTEstimator(BaseEstimator):
+    """Shared parameters and machinery of the LIFT estimators (classifier, regressor, generator)."""
 
     _task = "classification"
 
@@ -249,7 +249,7 @@ class _LIFTBase(BaseEstimator):
         return tags
 
 
-class LIFTClassifier(ClassifierMixin, _LIFTBase):
+class LIFTClassifier(ClassifierMixin, LIFTEstimator):
     """Classify rows by fine-tuning a causal LM on "row as a sentence -> class" (LIFT).
 
     predict_mode="score" compares the log-likelihood of every class answer (gives predict_proba);
@@ -354,7 +354,7 @@ class LIFTClassifier(ClassifierMixin, _LIFTBase):
         return float(np.average(correct, weights=sample_weight))
 
 
-class LIFTRegressor(RegressorMixin, _LIFTBase):
+class LIFTRegressor(RegressorMixin, LIFTEstimator):
     """Regress by fine-tuning a causal LM to write the target number (LIFT).
 
     Prediction decodes greedily, restricted to number tokens; an answer that still does not parse is invalid:

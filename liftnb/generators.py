@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from .estimators import _LIFTBase
+from .estimators import LIFTEstimator
 from .finetune import prepare_text_training
 from .predict import Sampling, allowed_token_ids, generate_answers, sample_answers
-from .templates import _NUMBER, Template, TemplateError, is_missing
+from .templates import NUMBER_PATTERN, Template, TemplateError, is_missing
 
 
-class LIFTGenerator(_LIFTBase):
+class LIFTGenerator(LIFTEstimator):
     """Writes the missing or held-out cells of a table's rows with a fine-tuned causal LM (LIFT as a generator).
 
     holdout=None makes an imputer: every training row gives `copies` examples, each holding out a random non-empty
@@ -54,7 +54,7 @@ class LIFTGenerator(_LIFTBase):
             template = replace(template, missing="?")  # a positional sentence marks a held-out cell in its place
         self.template_ = template.bind(frame)
         # written text -> value, for every column that is not numbers (categories, booleans, text)
-        self.categories_ = {c: {self.template_._format_value(c, v): v for v in frame[c] if not is_missing(v)}
+        self.categories_ = {c: {self.template_.format_value(c, v): v for v in frame[c] if not is_missing(v)}
                             for c in frame.columns if not _is_number_column(frame[c])}
         rng = np.random.default_rng(self.random_state)
         prompts, answers = [], []
@@ -119,7 +119,7 @@ class LIFTGenerator(_LIFTBase):
         return replace(self.template_, question="What are the missing pixels?").prompt(values)
 
     def _answer(self, row: pd.Series, held: Sequence[str]) -> str:
-        return self._written(held, [self.template_._format_value(c, row[c]) for c in held]) + self.template_.answer_end
+        return self._written(held, [self.template_.format_value(c, row[c]) for c in held]) + self.template_.answer_end
 
     def _written(self, held: Sequence[str], texts: Sequence[str]) -> str:
         style = self.template_.style
@@ -158,10 +158,10 @@ class LIFTGenerator(_LIFTBase):
             text = text[:-len(unit) - 1]
         if column in self.categories_:
             return self.categories_[column].get(text)
-        if not _NUMBER.fullmatch(text):
+        if not NUMBER_PATTERN.fullmatch(text):
             return None
         value = float(text)
-        return int(value) if column in self.template_._integer_columns and value.is_integer() else value
+        return int(value) if self.template_.writes_integer(column) and value.is_integer() else value
 
     # ----- generation -----------------------------------------------------------------------------------------------
     def _requests(self, frame: pd.DataFrame) -> tuple[list, list[str], list[list[str]]]:

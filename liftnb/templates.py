@@ -16,7 +16,7 @@ import pandas as pd
 STYLES = ("no_names", "names", "shuffled", "custom", "pixels")
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})")
 _CLAUSE_BREAK = re.compile(r"([,;]\s+|\.\s+)")  # where a custom sentence's clauses meet
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+NUMBER_PATTERN = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 class TemplateError(ValueError):
@@ -177,7 +177,12 @@ class Template:
                               UserWarning, stacklevel=3)
 
     # ----- serialization --------------------------------------------------------------------------------
-    def _format_value(self, column: str, value: Any, spec: str = "") -> str:
+    def writes_integer(self, column: str) -> bool:
+        """Whether this bound template writes the column's numbers as integers."""
+        return column in self._integer_columns
+
+    def format_value(self, column: str, value: Any, spec: str = "") -> str:
+        """A cell as the sentence writes it (a missing cell as the missing word)."""
         if is_missing(value):
             if self.missing is None:
                 raise TemplateError(f"Column {column!r} is missing, and the {self.style} style cannot leave it out: "
@@ -232,19 +237,19 @@ class Template:
         question = self.question if self.question is not None else self.default_question()
         if self.style == "custom":
             body = _PLACEHOLDER.sub(
-                lambda m: self._format_value(*self._resolve(m.group(1), values, columns)), self._format_for(values))
+                lambda m: self.format_value(*self._resolve(m.group(1), values, columns)), self._format_for(values))
             body = body.replace("{{", "{").replace("}}", "}").strip()
             if not body:  # every clause of the row is missing and left out
                 return f"{question}{self.prompt_end}"
             return f"{body} {question}{self.prompt_end}" if question else f"{body}{self.prompt_end}"
         if self.style == "pixels":
-            pixels = self.pixel_separator.join(self._format_value(c, values[c]) for c in columns)
+            pixels = self.pixel_separator.join(self.format_value(c, values[c]) for c in columns)
             return f"Given image with pixels {pixels}, {question}{self.prompt_end}"
         if self.style == "no_names":
-            parts = [f"x{i + 1}={self._format_value(c, values[c])}" for i, c in enumerate(columns)]
+            parts = [f"x{i + 1}={self.format_value(c, values[c])}" for i, c in enumerate(columns)]
             lead = "When we have "
         else:
-            parts = [f"{name} is {self._format_value(c, values[c])}" for c, name in zip(columns, self._display_names())
+            parts = [f"{name} is {self.format_value(c, values[c])}" for c, name in zip(columns, self._display_names())
                      if self.missing is not None or not is_missing(values[c])]
             lead = "Given that "
         if not parts:  # every feature of the row is missing and left out
@@ -334,7 +339,7 @@ class Template:
         """Class index or float from a generated completion; None when it is not a valid answer."""
         text = self._strip(completion)
         if self.task == "regression":
-            match = _NUMBER.match(text)
+            match = NUMBER_PATTERN.match(text)
             if not match or match.end() != len(text):
                 return None
             value = float(match.group())
