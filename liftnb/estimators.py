@@ -86,7 +86,7 @@ class LIFTEstimator(BaseEstimator):
 
     _task = "classification"
 
-    def __init__(self, model=None, template=None, epochs="auto", min_steps=None, max_steps=None, patience=None,
+    def __init__(self, model=None, template=None, epochs="auto", min_steps=None, max_steps=None, patience="auto",
                  batch_size=8, learning_rate=None, lora=None, train_layers=0.4, precision="auto", predict_mode="score",
                  random_state=0, device="auto", verbose=1, callbacks=None, checkpoint_dir=None, warmup_ratio=0.06,
                  weight_decay=0.01, lora_alpha=None, gradient_accumulation_steps=1):
@@ -131,6 +131,7 @@ class LIFTEstimator(BaseEstimator):
         config = self.fit_config()
         return {"estimator": type(self).__name__, **params, "learning_rate_resolved": config.resolved_learning_rate(),
                 "epochs_resolved": config.resolved_epochs(), "min_steps_resolved": config.resolved_min_steps(),
+                "patience_resolved": config.resolved_patience(),
                 "fit_config": {k: v for k, v in asdict(config).items() if k != "checkpoint_dir"}}
 
     def _frame(self, X, fitting: bool) -> pd.DataFrame:
@@ -262,7 +263,8 @@ class LIFTClassifier(ClassifierMixin, LIFTEstimator):
     def fit(self, X, y, validation_data=None, resume=False):
         """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the best val accuracy (label
         scoring, whatever predict_mode; ties go to the higher log-probability of the true classes) and stop after
-        `patience` epochs without a better one. resume=True continues from the checkpoint in checkpoint_dir."""
+        `patience` epochs without a better one ("auto": 3, once the minimum steps are done). resume=True continues
+        from the checkpoint in checkpoint_dir."""
         if self.predict_mode not in ("score", "generate"):
             raise ValueError(f"predict_mode must be 'score' or 'generate', not {self.predict_mode!r}.")
         _require_y(self, y)
@@ -365,8 +367,8 @@ class LIFTRegressor(RegressorMixin, LIFTEstimator):
 
     def fit(self, X, y, validation_data=None, resume=False):
         """Fine-tune on (X, y); with validation_data=(X_val, y_val) keep the epoch with the lowest val RAE (relative
-        absolute error) and stop after `patience` epochs without a better one. resume=True continues from the
-        checkpoint in checkpoint_dir (after an interrupted fit)."""
+        absolute error) and stop after `patience` epochs without a better one ("auto": 3, once the minimum steps are
+        done). resume=True continues from the checkpoint in checkpoint_dir (after an interrupted fit)."""
         _require_y(self, y)
         frame = self._frame(X, fitting=True)
         y = _column_vector(np.asarray(y, dtype=float))

@@ -30,7 +30,7 @@ class LIFTGenerator(LIFTEstimator):
     _task = "generation"
 
     def __init__(self, model=None, template=None, holdout=None, copies=4, max_holdout=None, epochs="auto",
-                 min_steps=None, max_steps=None, patience=None, batch_size=8, learning_rate=None, lora=None,
+                 min_steps=None, max_steps=None, patience="auto", batch_size=8, learning_rate=None, lora=None,
                  train_layers=0.4, precision="auto", random_state=0, device="auto", verbose=1, callbacks=None,
                  checkpoint_dir=None, warmup_ratio=0.06, weight_decay=0.01, lora_alpha=None,
                  gradient_accumulation_steps=1):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from liftnb.finetune import Callback, FitConfig, Trainer, collate, encode
-from liftnb.finetune.config import AUTO_EPOCHS, AUTO_MIN_STEPS
+from liftnb.finetune.config import AUTO_EPOCHS, AUTO_MIN_STEPS, AUTO_PATIENCE
 from liftnb.finetune.surgery import answer_logits, decoder_of, layer_list
 
 PROMPTS = ["When we have x1=1, What is this type?###", "When we have x1=22.5, x2=3, What is this type?###",
@@ -217,7 +217,8 @@ def test_auto_length_is_twelve_epochs_raised_to_the_minimum_steps_and_explicit_e
 
 
 @pytest.mark.parametrize("settings, message", [({"epochs": 0}, "Nothing to train"), ({"max_steps": 0}, "max_steps"),
-                                               ({"patience": 0}, "patience"), ({"min_steps": -1}, "min_steps"),
+                                               ({"patience": 0}, "patience"), ({"patience": "soon"}, "patience"),
+                                               ({"min_steps": -1}, "min_steps"),
                                                ({"epochs": 2.5}, "epochs"), ({"epochs": "many"}, "epochs"),
                                                ({"epochs": True}, "epochs"), ({"min_steps": 1.5}, "min_steps")])
 def test_bad_training_length_is_a_clear_error(tiny, settings, message):
@@ -264,6 +265,23 @@ def test_early_stopping_after_patience_epochs_without_a_better_one(tiny):
     assert history.steps == 4 * 2  # 4 rows, batch 2
     history = _validated_fit(tiny, [0.2, 0.6, 0.5, 0.6, 0.9, 1.0], patience=3)
     assert not history.stopped_early and history.best_epoch == 6 and len(history.epochs) == 6
+
+
+def test_auto_patience_waits_for_the_minimum_steps_and_leaves_explicit_epochs_alone(tiny):
+    assert AUTO_PATIENCE == 3  # replayed on the committed validation curves (liftnb.paper.sweep.patience_choice)
+    assert (FitConfig().resolved_patience(), FitConfig().patience_from_step()) == (3, AUTO_MIN_STEPS)
+    assert FitConfig(epochs=5).resolved_patience() is None  # an explicit epochs=k trains exactly k epochs
+    assert (FitConfig(patience=2).resolved_patience(), FitConfig(patience=2).patience_from_step()) == (2, 0)
+    assert FitConfig(patience=None).resolved_patience() is None
+    scores = [0.2, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9]  # 12 epochs of 2 steps (4 rows, batch 2)
+    history = _validated_fit(tiny, scores, epochs="auto", min_steps=8)
+    assert history.stopped_early and history.best_epoch == 2 and len(history.epochs) == 5
+    history = _validated_fit(tiny, scores, epochs="auto", min_steps=14)  # no stop before step 14 (epoch 7)
+    assert history.stopped_early and history.best_epoch == 2 and len(history.epochs) == 7
+    history = _validated_fit(tiny, scores, epochs="auto", min_steps=16)  # epoch 8 is reached, and is better
+    assert history.stopped_early and history.best_epoch == 8 and len(history.epochs) == 11
+    history = _validated_fit(tiny, scores, epochs="auto", min_steps=8, patience=None)
+    assert not history.stopped_early and len(history.epochs) == 12
 
 
 def test_bf16_keeps_trainable_weights_fp32_and_frozen_bf16(tiny):

@@ -108,7 +108,8 @@ class Trainer:
     def fit(self, examples: Sequence[Example], validate: Callable[[], dict] | None = None,
             score_key: str = "val_score", tiebreak_key: str = "val_tiebreak", resume: bool = False) -> History:
         """Train on the examples; with `validate`, keep the epoch whose `score_key` is highest, ties broken by the
-        highest `tiebreak_key` (if validate returns one), and stop after config.patience epochs without a better one.
+        highest `tiebreak_key` (if validate returns one), and stop after config.resolved_patience() epochs without a
+        better one (with patience="auto", only once min_steps are done).
 
         With config.checkpoint_dir, a checkpoint is written after every epoch and `resume=True` continues from it
         to the same result as an uninterrupted run. A KeyboardInterrupt leaves the weights of the last completed
@@ -139,6 +140,7 @@ class Trainer:
         steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation_steps)
         self.total_steps = total = config.total_steps(steps_per_epoch)
         self.planned_epochs = epochs = config.epochs_for(steps_per_epoch)
+        patience = config.resolved_patience()
         warmup = max(1, int(round(config.warmup_ratio * total)))
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
@@ -167,7 +169,8 @@ class Trainer:
                     if rank > best["rank"]:  # a tie on both keeps the earlier, shorter-trained epoch
                         best.update(rank=rank, state=trainable_state(self.model))
                         self.history.best_epoch = self.epoch
-                    elif config.patience and self.epoch - (self.history.best_epoch or 0) >= config.patience:
+                    elif (patience and self.epoch - (self.history.best_epoch or 0) >= patience
+                          and self.step >= config.patience_from_step()):
                         self.history.stopped_early = True
                 self.history.epochs.append(metrics)
                 completed = trainable_state(self.model)
