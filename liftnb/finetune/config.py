@@ -91,6 +91,11 @@ class FitConfig:
         """Optimizer steps before which patience never stops a run: the min_steps floor for patience="auto"."""
         return self.resolved_min_steps() if self.patience == "auto" else 0
 
+    def stops_early(self, epoch: int, best_epoch: int | None, step: int) -> bool:
+        """Whether a run whose best validation epoch is `best_epoch` stops after `epoch`, `step` optimizer steps in."""
+        patience = self.resolved_patience()
+        return bool(patience) and epoch - (best_epoch or 0) >= patience and step >= self.patience_from_step()
+
     def total_steps(self, steps_per_epoch: int) -> int:
         """Optimizer steps of the whole run: epochs, raised to min_steps, capped at max_steps."""
         epochs, min_steps = self.resolved_epochs(), self.resolved_min_steps()

@@ -140,7 +140,6 @@ class Trainer:
         steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation_steps)
         self.total_steps = total = config.total_steps(steps_per_epoch)
         self.planned_epochs = epochs = config.epochs_for(steps_per_epoch)
-        patience = config.resolved_patience()
         warmup = max(1, int(round(config.warmup_ratio * total)))
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
@@ -169,8 +168,7 @@ class Trainer:
                     if rank > best["rank"]:  # a tie on both keeps the earlier, shorter-trained epoch
                         best.update(rank=rank, state=trainable_state(self.model))
                         self.history.best_epoch = self.epoch
-                    elif (patience and self.epoch - (self.history.best_epoch or 0) >= patience
-                          and self.step >= config.patience_from_step()):
+                    elif config.stops_early(self.epoch, self.history.best_epoch, self.step):
                         self.history.stopped_early = True
                 self.history.epochs.append(metrics)
                 completed = trainable_state(self.model)
