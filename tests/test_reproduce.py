@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from liftnb.cache import ResultsCache
-from liftnb.paper import classification, figures, reproduce, results, runs
+from liftnb.paper import classification, figures, regression, reproduce, results, runs
 
 
 def test_plans_cover_the_issue_and_profiles_differ():
@@ -277,6 +277,19 @@ def test_execute_keeps_metrics_provenance_and_the_figures_extras(monkeypatch):
     assert list(table["method"]) == ["lift", "mean", "polynomial"]
     assert table.set_index("method").loc["polynomial", "rae"] < 0.2  # a linear function, fitted by a polynomial
     assert len(extras["x"]) == len(extras["lift"]) == len(extras["polynomial"]) == 41
+    intervals = extras["intervals"]  # what notebook 04's coverage reads: quantiles of sampled answers per test row
+    lift, gaussian = np.asarray(intervals["lift"]), np.asarray(intervals["gaussian_process"])
+    assert lift.shape == gaussian.shape == (30, len(figures.INTERVAL_QUANTILES)) and len(intervals["truth"]) == 30
+    assert (np.diff(lift, axis=1) >= 0).all() and (np.diff(gaussian, axis=1) > 0).all()  # quantiles in order
+    assert 0 <= intervals["sample_invalid_rate"] <= 1 and intervals["n_samples"] == figures.INTERVAL_SAMPLES
+    frame = table.assign(dataset="linear", variant="p=1", seed=0)
+    frame.attrs["extras"] = {("linear", "p=1", 0): extras}
+    coverage = regression.interval_coverage(frame)
+    truth = np.asarray(intervals["truth"])
+    inside = (truth >= lift[:, 1]) & (truth <= lift[:, 3])  # the 10% and 90% quantiles
+    assert coverage.loc[("linear", "p=1", "lift"), "coverage 80%"] == pytest.approx(100 * inside.mean())
+    assert coverage.loc[("linear", "p=1", "gaussian_process"), "width 90%"] > coverage.loc[
+        ("linear", "p=1", "gaussian_process"), "width 80%"] > 0
 
 
 def test_cached_piece_computes_once_and_writes_provenance_in_full(tmp_path, monkeypatch):

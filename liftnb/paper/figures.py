@@ -1,9 +1,11 @@
 """What a run keeps for its figures beyond the metrics: decision regions and label scores of 2-D classification,
-curves of 1-D regression (notebooks 03, 04 and 10)."""
+curves and sampled intervals of 1-D regression (notebooks 03, 04 and 10)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from scipy.stats import norm
 
 from .. import baselines
 from ..plots import grid_for
@@ -11,6 +13,8 @@ from ..plots import grid_for
 REGION_BASELINES = ("logreg", "tree", "knn", "svm_rbf", "mlp", "xgboost")
 REGION_RESOLUTION = {"quick": 20, "full": 60}
 CURVE_BASELINES = ("polynomial", "knn", "gradient_boosting", "gaussian_process")
+INTERVAL_QUANTILES = (0.05, 0.1, 0.5, 0.9, 0.95)  # the median and the central 80% and 90% intervals
+INTERVAL_SAMPLES = 20  # sampled answers per test row (LIFTRegressor.sample's default)
 
 
 def decision_regions(estimator, part, data, resolution: int = 30, seed: int = 0) -> dict:
@@ -51,16 +55,31 @@ def regression_curves(estimator, part, data, seed: int = 0, points: int = 41) ->
     return curves
 
 
+def regression_intervals(estimator, part, seed: int = 0, n_samples: int = INTERVAL_SAMPLES) -> dict:
+    """Quantiles of LIFT's sampled answers on each test row, the Gaussian process's predictive quantiles as a
+    reference, and the truth: what notebook 04's coverage of 80% and 90% intervals reads."""
+    lift = estimator.predict_quantiles(part.X_test, INTERVAL_QUANTILES, n_samples=n_samples, random_state=seed)
+    (_, _), (_, _), (X_test, y_test) = baselines.encoded(part, "regression")
+    gp = baselines.fit_best("gaussian_process", part, "regression", seed)
+    mean, std = gp.predict(X_test, return_std=True)
+    gaussian = mean[:, None] + std[:, None] * norm.ppf(INTERVAL_QUANTILES)[None, :]
+    return {"quantiles": list(INTERVAL_QUANTILES), "n_samples": n_samples,
+            "sample_invalid_rate": float(estimator.sample_invalid_rate_), "x": part.X_test.iloc[:, 0].tolist(),
+            "truth": np.asarray(y_test, dtype=float).tolist(), "lift": lift.tolist(),
+            "gaussian_process": gaussian.tolist()}
+
+
 def region_resolution(data, profile: str) -> int | None:
     """The grid a run of this data set draws its regions on (None: not a 2-D classification set)."""
     return REGION_RESOLUTION[profile] if data.task == "classification" and data.X.shape[1] == 2 else None
 
 
 def extras(estimator, part, data, profile: str, seed: int) -> dict:
-    """The figure data a run keeps: regions and label scores (2-D classification, seed 0) or curves (1-D
-    regression)."""
+    """The figure data a run keeps: regions and label scores (2-D classification, seed 0) or curves and sampled
+    intervals (1-D regression)."""
     if data.task == "regression" and data.X.shape[1] == 1:
-        return regression_curves(estimator, part, data, seed)
+        return {**regression_curves(estimator, part, data, seed),
+                "intervals": regression_intervals(estimator, part, seed)}
     if region_resolution(data, profile) and seed == 0:
         return {**decision_regions(estimator, part, data, REGION_RESOLUTION[profile], seed),
                 "label_scores": label_scores(estimator, part, data, seed)}

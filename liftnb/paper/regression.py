@@ -1,6 +1,8 @@
-"""Notebook 04: the paper's regression functions, RAE with and without its outlier filter."""
+"""Notebook 04: the paper's regression functions, RAE with and without its outlier filter, and the coverage of
+intervals from sampled answers."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .. import datasets
@@ -47,3 +49,29 @@ def beside_paper(results: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     return pd.DataFrame(rows).set_index(["function", "p"])
 
+
+
+def interval_coverage(results: pd.DataFrame) -> pd.DataFrame:
+    """Empirical coverage and mean width of the central 80% and 90% intervals on the test rows, for LIFT's sampled
+    answers and the Gaussian process's predictive distribution, per function with p = 1; means over seeds."""
+    rows = []
+    for (dataset, variant, seed), extras in results.attrs["extras"].items():
+        intervals = (extras or {}).get("intervals")
+        if not intervals:
+            continue
+        truth, levels = np.asarray(intervals["truth"]), list(intervals["quantiles"])
+        for method in ("lift", "gaussian_process"):
+            bounds = np.asarray(intervals[method])
+            row = {"function": dataset, "p": variant, "method": method, "seed": seed}
+            for nominal in (0.8, 0.9):
+                low = bounds[:, levels.index(round((1 - nominal) / 2, 2))]
+                high = bounds[:, levels.index(round((1 + nominal) / 2, 2))]
+                row[f"coverage {nominal:.0%}"] = 100 * float(np.mean((truth >= low) & (truth <= high)))
+                row[f"width {nominal:.0%}"] = float(np.mean(high - low))
+            if method == "lift":
+                row["invalid samples %"] = 100 * intervals["sample_invalid_rate"]
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows).drop(columns="seed")
+    return table.groupby(["function", "p", "method"], sort=False).mean()
