@@ -20,6 +20,18 @@ def model_autocast(model):
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def contiguous_head_input(model):
+    """Hand the output head a contiguous input while the block runs. Generation's first step feeds it only the last
+    position, a strided view, and on CPU a bf16 matmul on such a view is ~1000x slower than on a copy (SmolLM2's
+    49k-token head, 128 rows: 11.9 s against 0.01 s on 2 cores), which made that step most of generate's time."""
+    handle = head_of(model).register_forward_pre_hook(lambda module, args: (args[0].contiguous(), *args[1:]))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def left_padded(sequences: Sequence[list[int]], pad_id: int, device):
     """Token id sequences as a left-padded batch (ids, attention mask): generation appends on the right."""
     width = max(len(s) for s in sequences)
@@ -331,7 +343,8 @@ def _complete(model, tokenizer, prompts: Sequence[str], stop: str, max_new_token
     settings = sampling.generate_kwargs() if sampling else {"do_sample": False}
     completions: list[list[str]] = [[] for _ in prompts]
     rows_per_batch = max(1, batch_size // n)  # n sequences per prompt: the batch's sequences stay batch_size
-    with model_autocast(model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with model_autocast(model), contiguous_head_input(model), \
+            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         for number, rows in enumerate(_length_sorted_batches([len(p) for p in prompt_ids], rows_per_batch)):
             if sampling:
                 torch.manual_seed(sampling.seed * 1_000_003 + number)  # per batch: reproducible, rows independent

@@ -185,3 +185,19 @@ def test_the_frozen_prefix_scorer_equals_score_answers_and_follows_the_trained_l
         for parameter in model.model.layers[1].parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
     np.testing.assert_allclose(scorer(), score_answers(model, tokenizer, prompts, answers), atol=1e-4, rtol=1e-5)
+
+
+def test_generation_hands_the_head_a_contiguous_input_and_leaves_no_hook(tiny):
+    # the first generation step feeds the head a strided view of the last position: on CPU a bf16 matmul on such a
+    # view ran ~1000x slower than on a copy, so generation makes it contiguous (same numbers)
+    from liftnb.finetune.surgery import head_of
+
+    model, tokenizer = tiny
+    head, seen = head_of(model), []
+    spy = head.register_forward_hook(lambda module, args, output: seen.append(args[0].is_contiguous()))
+    try:
+        generate_answers(model, tokenizer, ["x1=0.5, x2=1.25", "x1=3"], stop="@@@", max_new_tokens=2)
+    finally:
+        spy.remove()
+    assert seen and all(seen), seen
+    assert not head._forward_pre_hooks
