@@ -50,7 +50,6 @@ def beside_paper(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["function", "p"])
 
 
-
 def interval_coverage(results: pd.DataFrame) -> pd.DataFrame:
     """Empirical coverage and mean width of the central 80% and 90% intervals on the test rows, for LIFT's sampled
     answers and the Gaussian process's predictive distribution, per function with p = 1; means over seeds."""
