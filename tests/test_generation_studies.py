@@ -10,6 +10,7 @@ from liftnb import LIFTClassifier
 from liftnb.paper import half_image, icl_calibration, two_stage
 from liftnb.finetune import Callback, FitConfig
 from liftnb.models import TINY_RANDOM, load_lm
+from liftnb.predict import Sampling
 
 TINY = FitConfig(epochs=1, batch_size=16, precision="fp32", train_layers=1)
 
@@ -34,7 +35,13 @@ def test_half_image_generator_and_baselines_on_the_tiny_model():
     images = rng.integers(0, 17, size=(12, 16))
     labels = np.arange(12) % 2
     task = half_image.HalfImage(side=4, max_value=16.0)
-    generator = half_image.HalfImageGenerator(task, model=TINY_RANDOM, config=TINY).fit(images, labels)
+    two_epochs = FitConfig(epochs=2, batch_size=16, precision="fp32", train_layers=1)
+    generator = half_image.HalfImageGenerator(task, model=TINY_RANDOM, config=two_epochs).fit(
+        images, labels, images[:4], labels[:4])
+    history = generator.history_
+    assert [e["epoch"] for e in history.epochs] == [1, 2] and history.best_epoch in (1, 2)
+    losses = [e["val_loss"] for e in history.epochs]
+    assert history.best_epoch == 1 + int(np.argmin(losses))  # the lowest validation loss, the earlier of a tie
     completed, status, completions = generator.complete(images[:3], labels[:3])
     assert completed.shape == (3, 16) and len(status) == 3 and len(completions) == 3
     assert (completed[:, :8] == task.quantise(images[:3])[:, :8]).all()  # the given top half is kept
@@ -42,12 +49,46 @@ def test_half_image_generator_and_baselines_on_the_tiny_model():
         bottom, parsed_state = task.parse(completion)
         assert (row[8:] == bottom).all() and state == parsed_state
         assert set(completion) <= set("0123456789@"), completion  # constrained decoding: pixels and the terminator
+    sampled, sampled_status, texts = generator.complete(images[:3], labels[:3], Sampling(n=2, seed=1))
+    assert sampled.shape == (3, 2, 16) and [len(s) for s in sampled_status] == [2, 2, 2]
+    assert (sampled[:, :, :8] == task.quantise(images[:3])[:, None, :8]).all()
+    for row, states, pair in zip(sampled, sampled_status, texts):
+        for image, state, completion in zip(row, states, pair):
+            assert set(completion) <= set("0123456789@"), completion
+            bottom, parsed_state = task.parse(completion)
+            assert (image[8:] == bottom).all() and state == parsed_state
+    again = generator.complete(images[:3], labels[:3], Sampling(n=2, seed=1))
+    assert (again[0] == sampled).all() and again[2] == texts  # seeded: the same samples
     levels = task.quantise(images)
     nn = half_image.nearest_neighbour_bottoms(levels, levels[:3], 8)
     assert (nn == levels[:3, 8:]).all()  # its own top half is the nearest
     means = half_image.class_mean_bottoms(levels, labels, [0, 1], 8)
     assert np.allclose(means[0], levels[labels == 0, 8:].mean(0))
     assert half_image.bottom_mse(levels[:3], np.hstack([levels[:3, :8], nn]), 8) == 0
+
+
+def test_answer_loss_is_the_mean_nll_of_the_answer_tokens():
+    from liftnb.finetune import encode
+
+    model, tokenizer = load_lm(TINY_RANDOM, device="cpu")
+    examples = encode(tokenizer, ["a b c ###", "d ###"], ["1 2@@@", "345@@@"])
+    expected, count = 0.0, 0
+    with torch.no_grad():
+        for example in examples:
+            logits = model(input_ids=torch.tensor([example.input_ids])).logits[0].float()
+            for position in range(example.n_prompt, len(example.input_ids)):
+                expected -= torch.log_softmax(logits[position - 1], -1)[example.input_ids[position]].item()
+                count += 1
+    got = half_image.answer_loss(model, examples, tokenizer.pad_token_id, batch_size=2)  # padded together
+    assert got == pytest.approx(expected / count, rel=1e-4)
+
+
+def test_mean_pairwise_mse_is_the_spread_within_groups():
+    same = np.array([[1, 1, 5, 5], [2, 2, 5, 5]])  # bottoms (half = 2) identical: no spread
+    apart = np.array([[0, 0, 0, 0], [0, 0, 2, 0], [0, 0, 0, 2]])  # per pair, mean squared differences 2, 2, 4
+    assert half_image.mean_pairwise_mse([same], 2) == 0
+    assert half_image.mean_pairwise_mse([apart], 2) == pytest.approx(8 / 3)
+    assert half_image.mean_pairwise_mse([same, apart, apart[:1]], 2) == pytest.approx((0 + 8 / 3) / 2)  # a lone image has no pair
 
 
 def test_icl_prompt_lists_the_examples_before_the_query(monkeypatch):

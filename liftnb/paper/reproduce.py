@@ -121,8 +121,8 @@ def run_pieces(experiment: str, profile: str) -> None:
 def piece_names(experiment: str, profile: str) -> list[str]:
     """What run_pieces computes for an experiment and profile, one line per piece (for --list)."""
     if experiment == "half_image":
-        return [f"{name}: {train} training images, {test} test images, {epochs} epochs ({options})"
-                for name, (options, train, test, epochs) in half_image.image_sets(profile).items()]
+        return [f"{name}: {train} training, {val} validation and {test} test images, epochs={epochs} ({options})"
+                for name, (options, train, val, test, epochs) in half_image.image_sets(profile).items()]
     if experiment == "two_stage":
         return [f"{task} n={n} seed={seed}: one stage and two stages" for task in two_stage.PLANNED_TASKS[profile]
                 for seed in two_stage.SEEDS[profile] for n in two_stage.SIZES[profile]]
