@@ -118,6 +118,11 @@ class LIFTGenerator(LIFTEstimator):
                 {c: values[c] for c in given})
         return replace(self.template_, question="What are the missing pixels?").prompt(values)
 
+    def example(self, row: pd.Series, held: Sequence[str]) -> tuple[str, str]:
+        """The (prompt, answer) text of one row with the `held` columns held out, as the fitted model is trained."""
+        check_is_fitted(self, "template_")
+        return self._prompt(row, held), self._answer(row, held)
+
     def _answer(self, row: pd.Series, held: Sequence[str]) -> str:
         return self._written(held, [self.template_.format_value(c, row[c]) for c in held]) + self.template_.answer_end
 

@@ -24,6 +24,7 @@ def test_training_examples_hold_out_cells_and_ask_for_them(table):
     assert "colour is" not in prompt.split("What")[0] and "count is" not in prompt.split("What")[0]
     assert prompt.endswith("What are colour and count?###")
     assert generator._answer(row, ["colour", "count"]) == f"colour is {row['colour']}, count is {row['count']}@@@"
+    assert generator.example(row, ["colour", "count"]) == (prompt, generator._answer(row, ["colour", "count"]))
 
 
 def test_answers_parse_back_to_the_cells_they_wrote(table):
