@@ -22,7 +22,7 @@ def hide_cells(frame: pd.DataFrame, per_row: int = 1, seed: int = 0) -> tuple[pd
     if per_row < 1:
         raise ValueError(f"per_row must be at least 1, got {per_row}.")
     rng = np.random.default_rng(seed)
-    known = ~frame.map(is_missing).to_numpy()
+    known = frame.notna().to_numpy()
     mask = np.zeros_like(known)
     for i, row in enumerate(known):
         present = np.flatnonzero(row)
