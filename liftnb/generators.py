@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .estimators import LIFTEstimator
 from .finetune import prepare_text_training
+from .imputation import is_number_column, with_dtypes
 from .predict import Sampling, allowed_token_ids, generate_answers, sample_answers
 from .templates import NUMBER_PATTERN, Template, TemplateError, is_missing
 
@@ -55,7 +56,7 @@ class LIFTGenerator(LIFTEstimator):
         self.template_ = template.bind(frame)
         # written text -> value, for every column that is not numbers (categories, booleans, text)
         self.categories_ = {c: {self.template_.format_value(c, v): v for v in frame[c] if not is_missing(v)}
-                            for c in frame.columns if not _is_number_column(frame[c])}
+                            for c in frame.columns if not is_number_column(frame[c])}
         rng = np.random.default_rng(self.random_state)
         prompts, answers = [], []
         for _, row in frame.iterrows():
@@ -216,7 +217,7 @@ class LIFTGenerator(LIFTEstimator):
         self.malformed_ = len(malformed) / max(1, len(rows) * copies)
         self.malformed_rows_ = sorted(set(malformed), key=list(frame.index).index)
         self.last_completions_ = completions
-        return [_with_dtypes(o, frame) for o in out]
+        return [with_dtypes(o, frame) for o in out]
 
     def transform(self, X) -> pd.DataFrame:
         """X with its missing (or held-out) cells written greedily; a malformed answer leaves them missing."""
@@ -244,24 +245,6 @@ class LIFTGenerator(LIFTEstimator):
 
 def _listed(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _is_number_column(values: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-
-
-def _with_dtypes(filled: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
-    """Each column back in X's dtype: numbers as numbers, text and booleans as before where that keeps every cell
-    (a malformed answer's NaN would turn True in a bool column, so such a column stays object)."""
-    for column in like.columns:
-        if _is_number_column(like[column]):
-            filled[column] = pd.to_numeric(filled[column], errors="coerce")
-        elif filled[column].notna().all() or pd.api.types.is_string_dtype(like[column].dtype):
-            try:
-                filled[column] = filled[column].astype(like[column].dtype)
-            except (TypeError, ValueError):
-                pass  # a value the dtype cannot hold stays as written
-    return filled
 
 
 __all__ = ["LIFTGenerator", "TemplateError"]

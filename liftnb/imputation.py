@@ -12,8 +12,23 @@ from sklearn.impute import KNNImputer
 from .templates import is_missing
 
 
-def _is_number(values: pd.Series) -> bool:
+def is_number_column(values: pd.Series) -> bool:
+    """Numbers, booleans excluded (they are written as words)."""
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def with_dtypes(filled: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """Each column of a filled table back in `like`'s dtype: numbers as numbers, text and booleans as before where that keeps every cell
+    (a malformed answer's NaN would turn True in a bool column, so such a column stays object)."""
+    for column in like.columns:
+        if is_number_column(like[column]):
+            filled[column] = pd.to_numeric(filled[column], errors="coerce")
+        elif filled[column].notna().all() or pd.api.types.is_string_dtype(like[column].dtype):
+            try:
+                filled[column] = filled[column].astype(like[column].dtype)
+            except (TypeError, ValueError):
+                pass  # a value the dtype cannot hold stays as written
+    return filled
 
 
 def hide_cells(frame: pd.DataFrame, per_row: int = 1, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -30,8 +45,8 @@ def hide_cells(frame: pd.DataFrame, per_row: int = 1, seed: int = 0) -> tuple[pd
             continue
         mask[i, rng.choice(present, size=min(per_row, len(present) - 1), replace=False)] = True
     hidden = frame.astype(object).mask(mask)
-    for column in frame.columns:  # numbers stay numbers, a category column keeps its dtype where it can
-        hidden[column] = pd.to_numeric(hidden[column]) if _is_number(frame[column]) else hidden[column]
+    for column in frame.columns:  # numbers stay numbers; other columns stay object, a hidden cell NaN
+        hidden[column] = pd.to_numeric(hidden[column]) if is_number_column(frame[column]) else hidden[column]
     return hidden, pd.DataFrame(mask, index=frame.index, columns=frame.columns)
 
 
@@ -39,7 +54,7 @@ class MeanModeImputer:
     """Each missing cell gets its column's training mean (numbers) or most frequent value (anything else)."""
 
     def fit(self, frame: pd.DataFrame) -> "MeanModeImputer":
-        self.fill_ = {c: (frame[c].mean() if _is_number(frame[c]) else frame[c].mode(dropna=True).iloc[0])
+        self.fill_ = {c: (frame[c].mean() if is_number_column(frame[c]) else frame[c].mode(dropna=True).iloc[0])
                       for c in frame.columns}
         return self
 
@@ -47,7 +62,7 @@ class MeanModeImputer:
         out = frame.astype(object)
         for column, value in self.fill_.items():
             out[column] = out[column].where(~frame[column].map(is_missing), value)
-        return _like(out, frame)
+        return with_dtypes(out, frame)
 
 
 class NeighbourImputer:
@@ -58,7 +73,7 @@ class NeighbourImputer:
         self.n_neighbors = n_neighbors
 
     def fit(self, frame: pd.DataFrame) -> "NeighbourImputer":
-        self.numbers_ = [c for c in frame.columns if _is_number(frame[c])]
+        self.numbers_ = [c for c in frame.columns if is_number_column(frame[c])]
         self.levels_ = {c: sorted({str(v) for v in frame[c] if not is_missing(v)})
                         for c in frame.columns if c not in self.numbers_}
         self.values_ = {c: {str(v): v for v in frame[c] if not is_missing(v)} for c in self.levels_}
@@ -88,14 +103,7 @@ class NeighbourImputer:
             start += len(levels)
             guess = pd.Series([self.values_[column][levels[k]] for k in block.argmax(axis=1)], index=frame.index)
             out[column] = out[column].where(~frame[column].map(is_missing), guess)
-        return _like(out, frame)
-
-
-def _like(filled: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    for column in frame.columns:
-        if _is_number(frame[column]):
-            filled[column] = pd.to_numeric(filled[column], errors="coerce")
-    return filled
+        return with_dtypes(out, frame)
 
 
 def imputation_scores(truth: pd.DataFrame, filled: pd.DataFrame, mask: pd.DataFrame,
@@ -113,7 +121,7 @@ def imputation_scores(truth: pd.DataFrame, filled: pd.DataFrame, mask: pd.DataFr
         want, got = truth[column][hidden], filled[column][hidden]
         unfilled = got.map(is_missing).to_numpy()
         row = {"column": column, "cells": int(hidden.sum()), "unfilled": int(unfilled.sum())}
-        if _is_number(truth[column]):
+        if is_number_column(truth[column]):
             errors = (want.astype(float) - pd.to_numeric(got, errors="coerce")).to_numpy()[~unfilled]
             row["rmse"] = float(np.sqrt(np.mean(errors ** 2))) if len(errors) else float("nan")
             spread = float(scale[column]) if scale is not None else float(truth[column].astype(float).std())
@@ -155,7 +163,7 @@ def compare_imputers(train: pd.DataFrame, test: pd.DataFrame, imputers: dict, pe
     if list(train.columns) != list(test.columns):
         raise ValueError(f"train and test have different columns: {list(train.columns)} vs {list(test.columns)}.")
     hidden, mask = hide_cells(test, per_row=per_row, seed=seed)
-    scale = train[[c for c in train.columns if _is_number(train[c])]].astype(float).std()
+    scale = train[[c for c in train.columns if is_number_column(train[c])]].astype(float).std()
     filled, scores = {}, []
     for name, imputer in imputers.items():
         start = time.perf_counter()
@@ -167,4 +175,4 @@ def compare_imputers(train: pd.DataFrame, test: pd.DataFrame, imputers: dict, pe
 
 
 __all__ = ["ImputationRun", "MeanModeImputer", "NeighbourImputer", "compare_imputers", "hide_cells",
-           "imputation_scores"]
+           "imputation_scores", "is_number_column", "with_dtypes"]
