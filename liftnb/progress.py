@@ -57,14 +57,17 @@ class TextProgress(_Timing):
 
 class LiveProgress(_Timing):
     """A progress bar with ETA and a live figure of the training loss per step and the validation score per epoch,
-    redrawn in place through display_id handles (at most every `every` seconds); the last draw stays in the
-    saved notebook as a static figure."""
+    redrawn in place through display_id handles (the bar at most every `every` seconds, the figure at most
+    `figure_share` of the time); the last draw stays in the saved notebook as a static figure."""
 
-    def __init__(self, every: float = 2.0):
+    def __init__(self, every: float = 2.0, figure_share: float = 0.05):
         self.every = every
+        # a figure took ~1 s to draw on a slow CPU, where every-2-s redraws took a third of a fit's time
+        self.figure_share = figure_share
         self.figure = None
         self._bar = self._plot = None
-        self._last_draw = 0.0
+        self._last_draw = self._last_figure = 0.0
+        self._figure_seconds = 0.0
 
     def on_train_begin(self, trainer):
         from IPython.display import HTML, display
@@ -83,7 +86,7 @@ class LiveProgress(_Timing):
         self.draw()
 
     def on_train_end(self, trainer):
-        self.draw()
+        self.draw(figure=True)
 
     def _bar_html(self) -> str:
         done = len(getattr(self, "step_loss", []))
@@ -120,14 +123,18 @@ class LiveProgress(_Timing):
         self.figure.tight_layout()
         return self.figure
 
-    def draw(self):
-        self._last_draw = time.perf_counter()
+    def draw(self, figure: bool = False):
+        """Refresh the bar; redraw the figure too when asked or when its share of the time allows."""
         from IPython.display import HTML
 
+        now = self._last_draw = time.perf_counter()
         if self._bar is not None:
             self._bar.update(HTML(self._bar_html()))
-        if self._plot is not None:
+        due = now - self._last_figure >= max(self.every, self._figure_seconds / self.figure_share)
+        if self._plot is not None and (figure or due):
             self._plot.update(self.build_figure())
+            self._last_figure = time.perf_counter()
+            self._figure_seconds = self._last_figure - now
 
 
 def default_progress() -> Callback:

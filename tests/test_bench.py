@@ -1,14 +1,28 @@
 """Smoke test of the benchmark's quick mode with the real embedded model (no timing assertions)."""
 import json
+import os
+import signal
 import subprocess
 import sys
 
 
+def _run_in_own_group(args: list[str], timeout: int) -> subprocess.CompletedProcess:
+    """Run a command; on timeout kill its whole process group, so that no benchmark child is left training (an
+    orphaned one once slowed every later test of a CI run 2x)."""
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
 def test_bench_quick_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    process = subprocess.run([sys.executable, "-m", "liftnb.bench", "--quick", "--workloads", "iris", "many_class",
-                              "--variants", "reference", "liftnb_default", "--out", str(out)],
-                             capture_output=True, text=True, timeout=1200)
+    process = _run_in_own_group([sys.executable, "-m", "liftnb.bench", "--quick", "--workloads", "iris", "many_class",
+                                 "--variants", "reference", "liftnb_default", "--out", str(out)], timeout=1200)
     assert process.returncode == 0, process.stderr[-3000:]
     assert "fit speed-up reference/liftnb_default" in process.stdout
     assert "many_class: scoring / prompt-only forward" in process.stdout
@@ -22,6 +36,7 @@ def test_bench_quick_runs_and_writes_json(tmp_path):
     many = results["variants"][-1]
     assert many["classes"] == 100 and many["prompt_tokens"] > 256  # the long, many-class regime
     assert results["matmul_bf16_gflops"] > 0 and results["matmul_fp32_gflops"] > 0
+    assert results["training_precision"] in ("bf16", "fp32")
     assert "regression_invalid_rate" in results
 
 

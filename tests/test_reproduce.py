@@ -26,6 +26,26 @@ def test_plans_cover_the_issue_and_profiles_differ():
         assert name in full_sets
 
 
+def test_the_quick_profile_trains_fewer_layers_in_every_fit_and_full_keeps_the_defaults():
+    for experiment in reproduce.TABLES:
+        if experiment == "sweep":  # the sweep varies the learner itself; its quick plan is a smoke plan
+            continue
+        for run in reproduce.plan(experiment, "quick"):
+            assert dict(run.lift)["train_layers"] == runs.QUICK_LEARNER["train_layers"], run
+        for run in reproduce.plan(experiment, "full"):
+            assert "train_layers" not in dict(run.lift), run
+    assert runs.profile_learner("full") == {}
+    with pytest.raises(ValueError, match="Unknown profile 'fast'"):
+        runs.profile_learner("fast")
+    # a run's own setting wins, and runs shared between notebooks stay one run (one cache key)
+    own = runs.with_profile_learner(replace(reproduce.plan("classification", "full")[0], lift=(("train_layers", 2),)),
+                                    "quick")
+    assert dict(own.lift)["train_layers"] == 2
+    tae = {r for r in reproduce.plan("classification", "quick") if r.dataset == "tae"}
+    pretrained = [r for r in reproduce.plan("pretraining", "quick") if r.variant == "pretrained"]
+    assert {replace(r, experiment="classification", variant="") for r in pretrained} == tae
+
+
 def test_the_default_training_length_is_the_sweeps_chosen_variant():
     from liftnb.finetune import FitConfig
     from liftnb.paper import sweep

@@ -114,6 +114,37 @@ def test_live_progress_gets_every_event_and_draws_the_series(tiny, monkeypatch):
     assert updates[-1] is live.figure  # the last draw is the figure, which stays in the saved notebook
 
 
+def test_live_figure_keeps_to_its_share_of_the_time_and_the_bar_does_not_wait(monkeypatch):
+    import time
+
+    import IPython.display
+
+    class Handle:
+        def update(self, obj):
+            updates.append(obj)
+
+    updates = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, display_id=None: Handle())
+    live = LiveProgress(every=0, figure_share=0.2)
+    live.on_train_begin(type("T", (), {"total_steps": 40})())
+
+    def slow_figure():
+        time.sleep(0.02)
+        return "figure"
+
+    monkeypatch.setattr(live, "build_figure", slow_figure)
+    started = time.perf_counter()
+    for _ in range(40):
+        live.on_step_end(None, 1.0)
+        time.sleep(0.002)
+    live.on_train_end(None)
+    figures, bars = updates.count("figure"), len(updates) - updates.count("figure")
+    assert bars == 41  # every step and the end refresh the bar
+    assert 2 <= figures < 20  # every step's redraw would be 41
+    assert (figures - 1) * 0.02 <= 0.2 * (time.perf_counter() - started) + 0.02  # the final, forced one aside
+    assert updates[-1] == "figure"  # the end always leaves the final figure
+
+
 def test_text_progress_outside_a_notebook(tiny, capsys):
     assert isinstance(default_progress(), TextProgress)
     model, tokenizer = tiny

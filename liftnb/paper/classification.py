@@ -7,7 +7,7 @@ import pandas as pd
 
 from .. import datasets
 from . import reported
-from .runs import Run
+from .runs import Run, with_profile_learner
 
 # The paper's main table uses the no-names style (x1=..., x2=...); images use its pixel style. Long prompts cost
 # linearly in tokens, so the many-feature sets are subsampled so one fit takes minutes, not hours, on 2 CPU cores
@@ -66,8 +66,9 @@ def plan(profile: str = "quick") -> list[Run]:
     for name, (rows, style, lift, load, template) in table.items():
         modes = ("score", "generate") if name in GENERATE_TOO else ("score",)
         for seed in seeds:
-            runs.append(Run("classification", name, seed, rows, style, tuple(sorted(lift.items())), modes,
-                            tuple(sorted(load.items())), tuple(sorted(template.items()))))
+            runs.append(with_profile_learner(Run("classification", name, seed, rows, style, tuple(sorted(lift.items())),
+                                                 modes, tuple(sorted(load.items())), tuple(sorted(template.items()))),
+                                             profile))
     return runs
 
 

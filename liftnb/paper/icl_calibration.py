@@ -11,7 +11,7 @@ from ..predict import score_answers, softmax_rows
 from . import classification
 from .perturb import take_fraction
 from .results import results_path, write_results
-from .runs import PROVENANCE, cached_piece, run_all
+from .runs import PROVENANCE, cached_piece, profile_learner, run_all
 
 
 def icl_prompts(template, X_context: pd.DataFrame, y_context, X_query: pd.DataFrame) -> list[str]:
@@ -80,7 +80,8 @@ def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) ->
         truth = np.searchsorted(classes, part.y_test)
         model, tokenizer = load_lm()
         in_context = icl_predict(model, tokenizer, template, X_k, np.searchsorted(classes, y_k), part.X_test)
-        few = LIFTClassifier(template=datasets.template_for(data, style="no_names"), verbose=0)
+        few = LIFTClassifier(template=datasets.template_for(data, style="no_names"), verbose=0,
+                             **profile_learner(profile))
         few.fit(X_k, y_k)  # only the k examples, as in context: validation rows would be labels ICL never sees
         metrics_ = {"k": len(y_k), "test_rows": len(truth), "icl_accuracy": metrics.accuracy(truth, in_context),
                     "lift_k_accuracy": few.score(part.X_test, part.y_test),
@@ -89,13 +90,14 @@ def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) ->
                         icl_prompts(template, X_k, np.searchsorted(classes, y_k), part.X_test.head(5)))["input_ids"]]))}
         return {"metrics": metrics_}
 
-    key = {"experiment": "icl", "dataset": name, "k": k, "lift": LIFTClassifier(verbose=0).resolved_settings()}
+    key = {"experiment": "icl", "dataset": name, "k": k,
+           "lift": LIFTClassifier(verbose=0, **profile_learner(profile)).resolved_settings()}
     result = dict(cached_piece("icl", profile, f"{name} k={k}", key, compute, "paper/icl_calibration.py", cache=cache,
                                log=log))
-    # LIFT on the whole training part: notebook 02's run (the same cached run when it was made)
-    full = [r for r in classification.plan("full") if r.dataset == name and r.seed == 0]
+    # LIFT on the whole training part: notebook 02's run in this profile (the same cached run when it was made)
+    full = [r for r in classification.plan(profile) if r.dataset == name and r.seed == 0]
     if full:
-        table = run_all(full, "full", "classification", cache=cache, write_csv=False, log=log)
+        table = run_all(full, profile, "classification", cache=cache, write_csv=False, log=log)
         result["metrics"] = {**result["metrics"],
                              "lift_full_accuracy": float(table.set_index("method").loc["lift_score", "accuracy"])}
     return result
