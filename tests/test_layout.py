@@ -87,3 +87,12 @@ def test_the_readme_layout_names_every_module_and_nothing_else():
                 if p.name == "__init__.py" and p.parent != PACKAGE}
     assert files - named == set(), "modules the README's layout does not name"
     assert named - files - packages == set(), "README names modules that do not exist"
+
+
+def test_the_notebooks_make_test_leaves_out_exist_and_the_readme_names_them():
+    root = PACKAGE.parent
+    make = (root / "Makefile").read_text()
+    listed = re.search(r"CI_SKIPPED_NOTEBOOKS :=((?:.*\\\n)*.*)", make).group(1).replace("\\\n", " ").split()
+    assert listed and all((root / path).is_file() for path in listed), listed
+    readme = (root / "README.md").read_text()
+    assert "make test-all" in readme and all(Path(path).name in readme for path in listed)

@@ -11,7 +11,7 @@ from .. import datasets
 from ..finetune import FitConfig, collate, encode, prepare_text_training
 from ..finetune.surgery import answer_logits, decoder_of
 from ..predict import Sampling, allowed_token_ids, generate_answers, model_autocast, sample_answers
-from .runs import cached_piece, profile_learner
+from .runs import cached_piece
 
 _DIGIT = re.compile(r"\d")
 
@@ -204,7 +204,6 @@ def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> 
     from sklearn.model_selection import train_test_split
 
     options, n_train, n_val, n_test, epochs = image_sets(profile)[name]
-    config = FitConfig(epochs=epochs, **profile_learner(profile))
 
     def compute() -> dict:
         images, labels, side, max_value = _images(options)
@@ -213,7 +212,8 @@ def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> 
                                        stratify=labels, random_state=0)
         train, val = train_test_split(train, test_size=n_val, stratify=labels[train], random_state=0)
         levels = task.quantise(images)
-        generator = HalfImageGenerator(task, config=config).fit(images[train], labels[train], images[val], labels[val])
+        generator = HalfImageGenerator(task, config=FitConfig(epochs=epochs)).fit(images[train], labels[train],
+                                                                                  images[val], labels[val])
         completed, status, completions = generator.complete(images[test], labels[test])
         half = task.half
         guesses = {"lift": completed,
@@ -253,5 +253,5 @@ def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> 
                 "val_loss_per_epoch": [e["val_loss"] for e in history.epochs]}
 
     key = {"experiment": "half_image", "set": options, "n_train": n_train, "n_val": n_val, "n_test": n_test,
-           "fit_config": asdict(config), "samples": asdict(Sampling(n=SAMPLES[profile], seed=0))}
+           "fit_config": asdict(FitConfig(epochs=epochs)), "samples": asdict(Sampling(n=SAMPLES[profile], seed=0))}
     return cached_piece("half_image", profile, name, key, compute, "paper/half_image.py", cache=cache, log=log)
