@@ -18,8 +18,10 @@ def plan(profile: str = "quick") -> list[Run]:
         table[(name, "random init")] = {"rows": rows, "lift": {"model": "smollm2:random"}, "baselines": ()}
         if not quick:  # quick (CI): pretrained vs random init only, for CI time
             table[(name, "shuffled weights")] = {"rows": rows, "lift": {"model": "smollm2:shuffled"}, "baselines": ()}
-    if quick:  # CI: no sample-complexity curve, for CI time
-        return runs_for("pretraining", profile, table)
+    if quick:  # no sample-complexity curve, for CI time; the default learner: notebook 07 is outside `make test`
+        # (Makefile), and with the quick profile's 4 layers TAE's pretrained-vs-random gap fell to 9.7 points
+        # (51.6% vs 41.9%, fp32 AVX2, 2026-12-02; 12 layers: 64.5% vs 35.5% on AMX)
+        return runs_for("pretraining", profile, table, learner=False)
     for name in ("iris", "wine", "blobs"):
         rows = classification.table_rows(name, profile)
         for fraction in (0.05, 0.1, 0.2, 0.5):

@@ -191,14 +191,15 @@ def with_profile_learner(run: Run, profile: str) -> Run:
     return replace(run, lift=tuple(sorted({**profile_learner(profile), **dict(run.lift)}.items())))
 
 
-def runs_for(experiment: str, profile: str, table: dict, seeds=None, **common) -> list[Run]:
-    """Runs for {(dataset, variant): settings} with seed 0 (quick) or 0, 1, 2 (full)."""
+def runs_for(experiment: str, profile: str, table: dict, seeds=None, learner: bool = True, **common) -> list[Run]:
+    """Runs for {(dataset, variant): settings} with seed 0 (quick) or 0, 1, 2 (full); learner=False: without the
+    profile's learner settings (the default learner in quick too)."""
     seeds = seeds or ((0,) if profile == "quick" else (0, 1, 2))
     runs = []
     for (dataset, variant), settings in table.items():
         settings = {"style": "no_names", **common, **settings}
         for name in ("lift", "load", "template", "split", "changes"):
             settings[name] = tuple(sorted(dict(settings.get(name, {})).items()))
-        runs += [with_profile_learner(Run(experiment, dataset, seed, variant=variant, **settings), profile)
-                 for seed in seeds]
+        runs += [with_profile_learner(Run(experiment, dataset, seed, variant=variant, **settings),
+                                      profile if learner else "full") for seed in seeds]
     return runs
