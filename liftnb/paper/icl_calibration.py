@@ -70,6 +70,8 @@ ICL_SETS = {"quick": {"tae": 9}, "full": {"iris": 15, "tae": 15, "customers": 10
 
 def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) -> dict:
     """In context (k examples) vs LIFT fine-tuned on the same k vs LIFT on the whole training part."""
+    learner = profile_learner(profile)
+
     def compute() -> dict:
         data = datasets.load(name)
         part = datasets.split(data, seed=0)
@@ -80,8 +82,7 @@ def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) ->
         truth = np.searchsorted(classes, part.y_test)
         model, tokenizer = load_lm()
         in_context = icl_predict(model, tokenizer, template, X_k, np.searchsorted(classes, y_k), part.X_test)
-        few = LIFTClassifier(template=datasets.template_for(data, style="no_names"), verbose=0,
-                             **profile_learner(profile))
+        few = LIFTClassifier(template=datasets.template_for(data, style="no_names"), verbose=0, **learner)
         few.fit(X_k, y_k)  # only the k examples, as in context: validation rows would be labels ICL never sees
         metrics_ = {"k": len(y_k), "test_rows": len(truth), "icl_accuracy": metrics.accuracy(truth, in_context),
                     "lift_k_accuracy": few.score(part.X_test, part.y_test),
@@ -91,7 +92,7 @@ def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) ->
         return {"metrics": metrics_}
 
     key = {"experiment": "icl", "dataset": name, "k": k,
-           "lift": LIFTClassifier(verbose=0, **profile_learner(profile)).resolved_settings()}
+           "lift": LIFTClassifier(verbose=0, **learner).resolved_settings()}
     result = dict(cached_piece("icl", profile, f"{name} k={k}", key, compute, "paper/icl_calibration.py", cache=cache,
                                log=log))
     # LIFT on the whole training part: notebook 02's run in this profile (the same cached run when it was made)

@@ -16,8 +16,9 @@ def plan(profile: str = "quick") -> list[Run]:
         table[("linear", f"outliers {fraction:.0%}")] = {  # 0%: the same run as notebook 04's linear p=1
             "load": {"p": 1, "n": 350}, "split": regression.SPLIT, "lift": regression.lift_settings(profile),
             "changes": {"outliers": fraction} if fraction else {}}
-    if quick:  # CI: the asserted regression outliers only (a classification fit takes 1.5 min at 300 steps)
-        return runs_for("robustness", profile, table)
+    if quick:  # CI: the asserted regression outliers only (a classification fit takes 1.5 min at 300 steps), with
+        # the default learner like notebook 04's runs (regression.plan)
+        return runs_for("robustness", profile, table, learner=False)
     for name in ("blobs", "iris"):
         rows = classification.table_rows(name, profile)
         table[(name, "clean")] = classification.as_in_table(name, rows)  # notebook 02's run

@@ -173,8 +173,8 @@ PROFILES = ("quick", "full")
 # The quick profile is CI-sized for a 2-core CPU without native bf16 (fp32 matmuls at ~60 GFLOP/s): there the
 # default learner (the top 12 of SmolLM2's 30 layers trained for at least 300 steps) took 10-14 min a fit, and the
 # suite's ~16 fits did not fit CI's 90 minutes. The quick plans' fits train the top 4 layers instead, for the same
-# 300 steps of batch 8 (3-4 min a fit there); a run's own settings win (the regression runs keep 12 layers: see
-# regression.lift_settings). The notebooks that `make test` leaves out (Makefile) keep the default learner.
+# 300 steps of batch 8 (3-4 min a fit there); a run's own settings win. The regression runs (regression.plan) and
+# the notebooks that `make test` leaves out (Makefile) keep the default learner: runs_for(learner=False).
 # The full profile uses the learner's defaults.
 QUICK_LEARNER = {"train_layers": 4}
 
@@ -200,6 +200,7 @@ def runs_for(experiment: str, profile: str, table: dict, seeds=None, learner: bo
         settings = {"style": "no_names", **common, **settings}
         for name in ("lift", "load", "template", "split", "changes"):
             settings[name] = tuple(sorted(dict(settings.get(name, {})).items()))
-        runs += [with_profile_learner(Run(experiment, dataset, seed, variant=variant, **settings),
-                                      profile if learner else "full") for seed in seeds]
+        for seed in seeds:
+            run = Run(experiment, dataset, seed, variant=variant, **settings)
+            runs.append(with_profile_learner(run, profile) if learner else run)
     return runs
