@@ -8,12 +8,14 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .estimators import LIFTEstimator
-from .finetune import prepare_text_training
+from .estimators import LIFTEstimator, as_frame
+from .finetune import collate, encode, prepare_text_training
+from .finetune.surgery import answer_logits, decoder_of
 from .imputation import is_number_column, with_dtypes
-from .predict import Sampling, allowed_token_ids, generate_answers, sample_answers
+from .predict import Sampling, allowed_token_ids, generate_answers, model_autocast, sample_answers
 from .templates import NUMBER_PATTERN, Template, TemplateError, is_missing
 
 
@@ -46,8 +48,11 @@ class LIFTGenerator(LIFTEstimator):
         self.max_holdout = max_holdout
 
     # ----- fitting -----------------------------------------------------------------------------------------------
-    def fit(self, X, y=None, resume=False):
-        """Fine-tune on the rows of X ("given cells -> held-out cells"); y is ignored."""
+    def fit(self, X, y=None, validation_data=None, resume=False):
+        """Fine-tune on the rows of X ("given cells -> held-out cells"); y is ignored. With validation_data (rows
+        with X's columns), keep the epoch whose validation loss is lowest (`val_loss`: the mean negative
+        log-likelihood of a held-out token, teacher-forced as in training, over the validation rows' examples) and
+        stop early as `patience` says; without it, the last epoch is kept."""
         frame = self._frame(X, fitting=True)
         holdout = self._holdout_columns(frame)
         template = self.template if self.template is not None else Template()
@@ -57,22 +62,51 @@ class LIFTGenerator(LIFTEstimator):
         # written text -> value, for every column that is not numbers (categories, booleans, text)
         self.categories_ = {c: {self.template_.format_value(c, v): v for v in frame[c] if not is_missing(v)}
                             for c in frame.columns if not is_number_column(frame[c])}
-        rng = np.random.default_rng(self.random_state)
+        prompts, answers = self._examples(frame, holdout, np.random.default_rng(self.random_state))
+        if not prompts:
+            raise ValueError("No training example: every row lacks the held-out columns, or has fewer than two cells.")
+        validation = None
+        if validation_data is not None:
+            # the validation rows' own holdouts, drawn from a stream of their own so that the training examples are
+            # the same with or without validation
+            seed = None if self.random_state is None else [int(self.random_state), 1]
+            validation = self._examples(self._validation_frame(validation_data, frame), holdout,
+                                        np.random.default_rng(seed))
+            if not validation[0]:
+                raise ValueError("No validation example: every validation row lacks the held-out columns, or has "
+                                 "fewer than two cells.")
+        training = prepare_text_training(self.model, prompts, answers, self.fit_config(), device=self.device,
+                                         callbacks=self.callbacks or (), verbose=self.verbose)
+        self.tokenizer_, self.model_ = training.tokenizer, training.trainer.model
+        self.tokens_per_row_ = training.tokens_per_row
+        self.answer_tokens_ = max(len(self.tokenizer_(a, add_special_tokens=False)["input_ids"]) for a in answers)
+        validate = None
+        if validation is not None:
+            val_examples = encode(self.tokenizer_, *validation)
+
+            def validate() -> dict:
+                loss = answer_loss(self.model_, val_examples, self.tokenizer_.pad_token_id)
+                return {"val_score": -loss, "val_loss": loss}
+        self.history_ = training.trainer.fit(training.examples, validate=validate, resume=resume)
+        return self
+
+    @staticmethod
+    def _validation_frame(X_val, frame: pd.DataFrame) -> pd.DataFrame:
+        """The validation rows as a frame with X's columns, checked before the model loads."""
+        val = as_frame(X_val, feature_names=None if isinstance(X_val, pd.DataFrame) else list(frame.columns))
+        if list(val.columns) != list(frame.columns):
+            raise ValueError(f"validation_data's columns {list(val.columns)} differ from X's {list(frame.columns)}.")
+        return val
+
+    def _examples(self, frame: pd.DataFrame, holdout: list[str] | None, rng) -> tuple[list[str], list[str]]:
+        """(prompts, answers): each row's `copies` examples, each holding out cells the row has."""
         prompts, answers = [], []
         for _, row in frame.iterrows():
             present = [c for c in frame.columns if not is_missing(row[c])]
             for held in self._training_holdouts(present, holdout, rng):
                 prompts.append(self._prompt(row, held))
                 answers.append(self._answer(row, held))
-        if not prompts:
-            raise ValueError("No training example: every row lacks the held-out columns, or has fewer than two cells.")
-        training = prepare_text_training(self.model, prompts, answers, self.fit_config(), device=self.device,
-                                         callbacks=self.callbacks or (), verbose=self.verbose)
-        self.tokenizer_, self.model_ = training.tokenizer, training.trainer.model
-        self.tokens_per_row_ = training.tokens_per_row
-        self.answer_tokens_ = max(len(self.tokenizer_(a, add_special_tokens=False)["input_ids"]) for a in answers)
-        self.history_ = training.trainer.fit(training.examples, resume=resume)
-        return self
+        return prompts, answers
 
     def _holdout_columns(self, frame: pd.DataFrame) -> list[str] | None:
         if self.holdout is None:
@@ -243,8 +277,24 @@ class LIFTGenerator(LIFTEstimator):
         return tags
 
 
+@torch.no_grad()
+def answer_loss(model, examples, pad_id: int, batch_size: int = 16) -> float:
+    """Mean negative log-likelihood of the answer tokens given their prompts (teacher forcing), as in training."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    with model_autocast(model):
+        for start in range(0, len(examples), batch_size):
+            inputs = collate(examples[start:start + batch_size], pad_id, device)
+            hidden = decoder_of(model)(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                       position_ids=inputs["position_ids"], use_cache=False).last_hidden_state
+            logits = answer_logits(model, hidden, inputs["predict_at"])
+            total += torch.nn.functional.cross_entropy(logits, inputs["targets"], reduction="sum").item()
+            count += len(inputs["targets"])
+    return total / count
+
+
 def _listed(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-__all__ = ["LIFTGenerator", "TemplateError"]
+__all__ = ["LIFTGenerator", "TemplateError", "answer_loss"]

@@ -2,6 +2,7 @@
 truth; two standard imputers (column mean/mode, k nearest neighbours) to compare LIFTGenerator with."""
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 
@@ -157,17 +158,21 @@ class ImputationRun:
 
 
 def compare_imputers(train: pd.DataFrame, test: pd.DataFrame, imputers: dict, per_row: int = 1,
-                     seed: int = 0) -> ImputationRun:
+                     seed: int = 0, validation: pd.DataFrame | None = None) -> ImputationRun:
     """Hide `per_row` known cells of each test row, fill them with each imputer (anything with fit(frame) and
-    transform(frame)) fitted on train, and score them; number errors are scaled by train's standard deviation."""
-    if list(train.columns) != list(test.columns):
-        raise ValueError(f"train and test have different columns: {list(train.columns)} vs {list(test.columns)}.")
+    transform(frame)) fitted on train, and score them; number errors are scaled by train's standard deviation.
+    `validation` rows go to the imputers whose fit takes validation_data (LIFT's epoch choice); never to scoring."""
+    for name, other in (("test", test), ("validation", validation)):
+        if other is not None and list(train.columns) != list(other.columns):
+            raise ValueError(f"train and {name} have different columns: {list(train.columns)} vs {list(other.columns)}.")
     hidden, mask = hide_cells(test, per_row=per_row, seed=seed)
     scale = train[[c for c in train.columns if is_number_column(train[c])]].astype(float).std()
     filled, scores = {}, []
     for name, imputer in imputers.items():
         start = time.perf_counter()
-        filled[name] = imputer.fit(train).transform(hidden)
+        validates = validation is not None and "validation_data" in inspect.signature(imputer.fit).parameters
+        fitted = imputer.fit(train, validation_data=validation) if validates else imputer.fit(train)
+        filled[name] = fitted.transform(hidden)
         seconds = time.perf_counter() - start
         scores.append(imputation_scores(test, filled[name], mask, scale).assign(imputer=name, seconds=seconds))
     table = pd.concat(scores).reset_index().set_index(["imputer", "column"])

@@ -2,10 +2,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from liftnb import Template
-from liftnb.generators import LIFTGenerator
-from liftnb.models import TINY_RANDOM
+from liftnb.generators import LIFTGenerator, answer_loss
+from liftnb.models import TINY_RANDOM, load_lm
 
 FAST = dict(model=TINY_RANDOM, epochs=1, batch_size=16, verbose=0, precision="fp32", train_layers=1)
 
@@ -106,3 +107,48 @@ def test_imputer_trains_on_rows_with_gaps_and_survives_save_and_load(table, tmp_
 def test_unfitted_generator_refuses_to_write(table):
     with pytest.raises(Exception, match="not fitted"):
         LIFTGenerator(**FAST).transform(table)
+
+
+def test_answer_loss_is_the_mean_nll_of_the_answer_tokens():
+    from liftnb.finetune import encode
+
+    model, tokenizer = load_lm(TINY_RANDOM, device="cpu")
+    examples = encode(tokenizer, ["a b c ###", "d ###"], ["1 2@@@", "345@@@"])
+    expected, count = 0.0, 0
+    with torch.no_grad():
+        for example in examples:
+            logits = model(input_ids=torch.tensor([example.input_ids])).logits[0].float()
+            for position in range(example.n_prompt, len(example.input_ids)):
+                expected -= torch.log_softmax(logits[position - 1], -1)[example.input_ids[position]].item()
+                count += 1
+    got = answer_loss(model, examples, tokenizer.pad_token_id, batch_size=2)  # padded together
+    assert got == pytest.approx(expected / count, rel=1e-4)
+
+
+def test_validation_keeps_the_epoch_with_the_lowest_validation_loss(table):
+    train, val = table.iloc[:14], table.iloc[14:]
+    settings = {**FAST, "epochs": 4, "patience": None, "learning_rate": 3e-3}
+    generator = LIFTGenerator(**settings).fit(train, validation_data=val)
+    losses = [e["val_loss"] for e in generator.history_.epochs]
+    assert len(losses) == 4 and len(set(losses)) == 4  # measured after every epoch
+    assert generator.history_.best_epoch == 1 + int(np.argmin(losses))
+    # the weights kept are that epoch's: the same validation loss, recomputed on the fitted model
+    seed = [settings.get("random_state", 0), 1]
+    prompts, answers = generator._examples(val, None, np.random.default_rng(seed))
+    from liftnb.finetune import encode
+
+    again = answer_loss(generator.model_, encode(generator.tokenizer_, prompts, answers),
+                        generator.tokenizer_.pad_token_id)
+    assert again == pytest.approx(min(losses), rel=1e-5)
+    # validation leaves the training examples (hence the first epoch) as they are without it
+    plain = LIFTGenerator(**settings).fit(train)
+    assert plain.history_.epochs[0]["train_loss"] == pytest.approx(generator.history_.epochs[0]["train_loss"])
+    assert plain.history_.best_epoch is None and "val_loss" not in plain.history_.epochs[0]
+
+
+def test_validation_rows_must_match_and_have_something_to_hold_out(table):
+    with pytest.raises(ValueError, match="colour"):
+        LIFTGenerator(**FAST).fit(table, validation_data=table.drop(columns="colour"))
+    lone = pd.DataFrame({"length": [np.nan], "colour": ["red"], "count": [np.nan], "ok": [np.nan]})
+    with pytest.raises(ValueError, match="No validation example"):
+        LIFTGenerator(**FAST).fit(table, validation_data=lone)

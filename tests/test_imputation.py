@@ -77,3 +77,15 @@ def test_compare_imputers_scores_every_imputer_on_the_same_hidden_cells(table):
     assert summary.loc["mean / mode", "unfilled"] == 0
     with pytest.raises(ValueError, match="different columns"):
         compare_imputers(table, table[["size", "kind"]], {"m": MeanModeImputer()})
+    with pytest.raises(ValueError, match="train and validation have different columns"):
+        compare_imputers(table, table, {"m": MeanModeImputer()}, validation=table[["size", "kind"]])
+
+
+def test_compare_imputers_hands_validation_rows_only_to_imputers_that_take_them(table):
+    generator = LIFTGenerator(model=TINY_RANDOM, epochs=2, batch_size=16, verbose=0, precision="fp32",
+                              train_layers=1, copies=1, patience=None)
+    run = compare_imputers(table.iloc[:24], table.iloc[30:], {"lift": generator, "mean / mode": MeanModeImputer()},
+                           seed=0, validation=table.iloc[24:30])
+    assert [("val_loss" in e) for e in generator.history_.epochs] == [True, True]
+    assert generator.history_.best_epoch in (1, 2)
+    assert run.summary().loc["mean / mode", "cells"] == 10  # the mean/mode imputer fitted on train alone

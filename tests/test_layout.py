@@ -2,9 +2,12 @@
 across modules, and the README's layout section names every module."""
 import ast
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "liftnb"
 
@@ -96,3 +99,13 @@ def test_the_notebooks_make_test_leaves_out_exist_and_the_readme_names_them():
     assert listed and all((root / path).is_file() for path in listed), listed
     readme = (root / "README.md").read_text()
     assert "make test-all" in readme and all(Path(path).name in readme for path in listed)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_test_leaves_those_notebooks_out_only_on_a_cpu_without_native_bf16():
+    root = PACKAGE.parent
+    for native, leaves_out in (("0", True), ("1", False)):
+        commands = subprocess.run(["make", "-n", "test", f"NATIVE_BF16={native}"], cwd=root, capture_output=True,
+                                  text=True, check=True).stdout
+        assert "pytest" in commands and "notebooks --nbval-lax" in commands
+        assert ("--ignore=notebooks/12_imputation.ipynb" in commands) == leaves_out, commands[-600:]

@@ -5,12 +5,11 @@ import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 
 from .. import datasets
-from ..finetune import FitConfig, collate, encode, prepare_text_training
-from ..finetune.surgery import answer_logits, decoder_of
-from ..predict import Sampling, allowed_token_ids, generate_answers, model_autocast, sample_answers
+from ..finetune import FitConfig, encode, prepare_text_training
+from ..generators import answer_loss
+from ..predict import Sampling, allowed_token_ids, generate_answers, sample_answers
 from .runs import cached_piece
 
 _DIGIT = re.compile(r"\d")
@@ -119,22 +118,6 @@ class HalfImageGenerator:
         if sampling is None:
             return completed[:, 0], [s[0] for s in status], [t[0] for t in texts]
         return completed, status, texts
-
-
-@torch.no_grad()
-def answer_loss(model, examples, pad_id: int, batch_size: int = 16) -> float:
-    """Mean negative log-likelihood of the answer tokens given their prompts (teacher forcing), as in training."""
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    with model_autocast(model):
-        for start in range(0, len(examples), batch_size):
-            inputs = collate(examples[start:start + batch_size], pad_id, device)
-            hidden = decoder_of(model)(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                                       position_ids=inputs["position_ids"], use_cache=False).last_hidden_state
-            logits = answer_logits(model, hidden, inputs["predict_at"])
-            total += torch.nn.functional.cross_entropy(logits, inputs["targets"], reduction="sum").item()
-            count += len(inputs["targets"])
-    return total / count
 
 
 # ----- baselines and measures -----------------------------------------------------------------------------------
