@@ -39,9 +39,10 @@ browser:
 CI_SKIPPED_NOTEBOOKS := notebooks/05_robustness.ipynb notebooks/07_pretraining_and_samples.ipynb \
 	notebooks/08_half_image_generation.ipynb notebooks/09_two_stage_finetuning.ipynb notebooks/11_your_own_data.ipynb \
 	notebooks/12_imputation.ipynb
-# 1 where the library trains in bf16 on this CPU, else 0 (evaluated when a recipe runs, after setup built .venv)
-NATIVE_BF16 = $(shell $(PY) -c "import torch; from liftnb.models import bf16_supported; \
-	print(int(bf16_supported(torch.device('cpu'))))" 2>/dev/null || echo 0)
+# 1 where the library trains in bf16 on this CPU, else 0: asked once, when a recipe first reads it (after setup built
+# .venv), and remembered (the eval), since the recipe reads it twice and each read would import torch
+NATIVE_BF16 = $(eval NATIVE_BF16 := $(shell $(PY) -c "import torch; from liftnb.models import bf16_supported; \
+	print(int(bf16_supported(torch.device('cpu'))))" 2>/dev/null || echo 0))$(NATIVE_BF16)
 SKIPPED_HERE = $(if $(filter 1,$(NATIVE_BF16)),,$(CI_SKIPPED_NOTEBOOKS))
 
 test: setup browser
