@@ -47,11 +47,11 @@ SKIPPED_HERE = $(if $(filter 1,$(NATIVE_BF16)),,$(CI_SKIPPED_NOTEBOOKS))
 
 test: setup browser
 	@echo "native bf16: $(NATIVE_BF16); notebooks left out here: $(or $(SKIPPED_HERE),none)"
-	PROFILE=$${PROFILE:-quick} $(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax \
+	PROFILE=$${PROFILE:-quick} $(PY) -m pytest -q -p no:cacheprovider --durations=30 tests notebooks --nbval-lax \
 	  $(addprefix --ignore=,$(SKIPPED_HERE))
 
 test-all: setup browser
-	PROFILE=$${PROFILE:-quick} $(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax
+	PROFILE=$${PROFILE:-quick} $(PY) -m pytest -q -p no:cacheprovider --durations=30 tests notebooks --nbval-lax
 
 bench: setup
 	$(PY) -m liftnb.bench
