@@ -4,6 +4,7 @@ regimes of prompt length, and against the library at another commit.
     python -m liftnb.bench                      # full: every workload (~1 h on 2 cores)
     python -m liftnb.bench --quick              # smoke run (minutes): few rows and steps, 1 repeat
     python -m liftnb.bench --workloads image many_class --against 07f4d0d   # this tree beside an older commit
+    python -m liftnb.bench --quick --model tiny-random   # the harness alone (seconds; its numbers mean nothing)
 
 Workloads: iris (3 classes, ~40 tokens a row; the HF Trainer reference and liftnb's variants), image (MNIST pooled
 to 14x14, 10 classes, ~550 tokens), many_class (Margin, 64 features, 100 classes, ~580 tokens) and fmnist7
@@ -118,7 +119,7 @@ class _AddedMemory:
         raise OSError("VmRSS")
 
 
-def _fit_reference(spec: dict, X_train, y_train, template, batch_size: int):
+def _fit_reference(spec: dict, X_train, y_train, template, batch_size: int, model_name: str | None = None):
     """The usual pipeline: HF Trainer, fp32, full fine-tuning, padded batches with prompt tokens masked."""
     import torch
     from transformers import Trainer, TrainingArguments
@@ -126,7 +127,7 @@ def _fit_reference(spec: dict, X_train, y_train, template, batch_size: int):
     from .finetune import encode
     from .models import load_lm
 
-    model, tokenizer = load_lm(device="cpu", attn_implementation="sdpa")  # transformers' default, as users get it
+    model, tokenizer = load_lm(model_name, device="cpu", attn_implementation="sdpa")  # transformers' default
     codes = np.searchsorted(np.unique(y_train), y_train)
     examples = encode(tokenizer, template.prompts(X_train), [template.answer(c) for c in codes])
     features = [{"input_ids": e.input_ids, "labels": [-100] * e.n_prompt + e.input_ids[e.n_prompt:]}
@@ -167,13 +168,13 @@ def _surgery():
     return surgery
 
 
-def _fit_liftnb(spec: dict, X_train, y_train, template):
+def _fit_liftnb(spec: dict, X_train, y_train, template, model_name: str | None = None):
     from .estimators import LIFTClassifier
 
     layer_list = _surgery().layer_list
 
     params = {k: v for k, v in spec.items() if k != "kind"}
-    clf = LIFTClassifier(template=template, verbose=0, batch_size=WORKLOAD["batch_size"], **params)
+    clf = LIFTClassifier(model=model_name, template=template, verbose=0, batch_size=WORKLOAD["batch_size"], **params)
     started = time.perf_counter()
     clf.fit(X_train, y_train)
     seconds = time.perf_counter() - started
@@ -217,7 +218,7 @@ def _long_workload(name: str, rows: int, test: int):
 
 
 def run_variant(name: str, workload: str, rows: int | None, epochs_override: int | None,
-                test_rows: int | None = None, max_steps: int | None = None) -> dict:
+                test_rows: int | None = None, max_steps: int | None = None, model_name: str | None = None) -> dict:
     """Fit one variant on one workload and measure it (runs inside the child process)."""
     import torch
 
@@ -246,9 +247,9 @@ def run_variant(name: str, workload: str, rows: int | None, epochs_override: int
     if spec["kind"] == "hf_trainer":
         bound = template.bind(X_train, task="classification", classes=classes)
         model, tokenizer, seconds, tokens, info = _fit_reference(spec, X_train, y_train, bound,
-                                                                 WORKLOAD["batch_size"])
+                                                                 WORKLOAD["batch_size"], model_name)
     else:
-        clf, seconds, tokens, info = _fit_liftnb(spec, X_train, y_train, template)
+        clf, seconds, tokens, info = _fit_liftnb(spec, X_train, y_train, template, model_name)
         model, tokenizer, bound = clf.model_, clf.tokenizer_, clf.template_
         classes = list(clf.classes_)
     n_params = _n_params(model.get_base_model() if hasattr(model, "get_base_model") else model)
@@ -360,7 +361,7 @@ def matmul_rate(sizes=(1024, 2048, 3072), repeats: int = 7, slow_s: float = 1.0)
     return out
 
 
-def kernel_table(lengths=(40, 150, 300, 600), steps: int = 4, rows: int = 8) -> dict:
+def kernel_table(lengths=(40, 150, 300, 600), steps: int = 4, rows: int = 8, model_name: str | None = None) -> dict:
     """Eager against SDPA attention by prompt length: seconds per default training step of `rows` prompts (top
     layers trained over the layer cache; the first step left out as warm-up) and prompt-forward tokens/s. The
     measurement behind models.LONG_SEQUENCE_TOKENS."""
@@ -378,7 +379,7 @@ def kernel_table(lengths=(40, 150, 300, 600), steps: int = 4, rows: int = 8) -> 
     table = []
     for length in lengths:
         for kernel in ("eager", "sdpa"):
-            model, tokenizer = load_lm(device="cpu", attn_implementation=kernel)
+            model, tokenizer = load_lm(model_name, device="cpu", attn_implementation=kernel)
             prompts = []
             for _ in range(rows * (steps + 1)):
                 values, prompt = [], ""
@@ -399,7 +400,7 @@ def kernel_table(lengths=(40, 150, 300, 600), steps: int = 4, rows: int = 8) -> 
     return {"kernels": table}
 
 
-def regression_decoding(rows: int, epochs: int) -> dict:
+def regression_decoding(rows: int, epochs: int, model_name: str | None = None) -> dict:
     """Rows/s and invalid rate of number decoding after a short LIFT regression fit."""
     from . import datasets, metrics
     from .estimators import LIFTRegressor
@@ -407,7 +408,7 @@ def regression_decoding(rows: int, epochs: int) -> dict:
     data = datasets.load("linear", n=rows + 50, p=1)
     X_train, y_train = data.X.head(rows), data.y.head(rows)
     X_test, y_test = data.X.tail(50), data.y.tail(50)
-    reg = LIFTRegressor(epochs=epochs, verbose=0).fit(X_train, y_train)
+    reg = LIFTRegressor(model=model_name, epochs=epochs, verbose=0).fit(X_train, y_train)
     started = time.perf_counter()
     predicted = reg.predict(X_test)
     seconds = time.perf_counter() - started
@@ -425,11 +426,12 @@ def _child(args) -> None:
         # the default precision="auto" trains in bf16 only where it is native, so that is the peak training can reach
         result = {**matmul_rate(), "training_precision": "bf16" if bf16_supported(torch.device("cpu")) else "fp32"}
     elif args.child == "kernels":
-        result = kernel_table()
+        result = kernel_table(model_name=args.model)
     elif args.child == "regression":
-        result = regression_decoding(args.regression_rows, args.regression_epochs)
+        result = regression_decoding(args.regression_rows, args.regression_epochs, args.model)
     else:
-        result = run_variant(args.child, args.workload, args.rows, args.epochs, args.test_rows, args.max_steps)
+        result = run_variant(args.child, args.workload, args.rows, args.epochs, args.test_rows, args.max_steps,
+                             args.model)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -488,6 +490,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-regression", action="store_true", help="skip the regression decoding run")
     parser.add_argument("--kernels", action="store_true", help="also time eager against SDPA attention by prompt "
                         "length (a few minutes)")
+    parser.add_argument("--model", default=None, help="a model id or folder instead of the embedded SmolLM2 (e.g. "
+                        "tiny-random: the harness alone, in seconds); this tree only, not with --against")
     parser.add_argument("--out", default="bench/out/bench.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workload", default="iris", help=argparse.SUPPRESS)
@@ -501,11 +505,15 @@ def main(argv=None) -> dict:
     if args.child:
         _child(args)
         return {}
+    if args.model and args.against:
+        parser.error("--model runs this tree's library only; leave out --against (another commit's harness may "
+                     "not take --model)")
+    model = ["--model", args.model] if args.model else []
     repeats = args.repeats or (1 if args.quick else 3)
     commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "rev-parse", "--short",
                              "HEAD"], capture_output=True, text=True).stdout.strip() or None
     results = {"quick": args.quick, "repeats": repeats, "machine": {"cpus": os.cpu_count()},
-               "commit": commit, "against": args.against}
+               "commit": commit, "against": args.against, "model": args.model or "embedded SmolLM2-135M-Instruct"}
     results.update(_spawn(["--child", "matmul"]))
     with (_checkout(args.against) if args.against else contextlib.nullcontext()) as other:
         rows = []
@@ -524,7 +532,8 @@ def main(argv=None) -> dict:
             for name in names:
                 sides = [("this", None)] + ([(args.against, other)] if other and name != "reference" else [])
                 for label, tree in sides:
-                    runs = [_spawn(["--child", name, "--workload", workload, *sizing], tree) for _ in range(times)]
+                    runs = [_spawn(["--child", name, "--workload", workload, *sizing, *model], tree)
+                            for _ in range(times)]
                     row = {**_median_runs(runs), "variant": name, "workload": workload, "code": label}
                     rows.append(row)
                     print(f"  {workload} {name} [{label}]: " + (row["failed"] if "failed" in row else
@@ -532,10 +541,10 @@ def main(argv=None) -> dict:
                           flush=True)
     results["variants"] = rows
     if args.kernels:
-        results.update(_spawn(["--child", "kernels"]))
+        results.update(_spawn(["--child", "kernels", *model]))
     if not args.no_regression:
         regression = ["--regression-rows", "48", "--regression-epochs", "1"] if args.quick else []
-        results.update(_spawn(["--child", "regression", *regression]))
+        results.update(_spawn(["--child", "regression", *regression, *model]))
     report(results)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
@@ -549,6 +558,7 @@ def report(results: dict) -> None:
 
     precision = results.get("training_precision", "bf16")
     peak = results.get(f"matmul_{precision}_gflops")
+    print(f"model: {results.get('model', 'embedded SmolLM2-135M-Instruct')}")
     measured = [r for r in results["variants"] if "failed" not in r]
     table = pd.DataFrame([{
         "workload": r["workload"], "variant": r["variant"], "code": r["code"], "tokens": r["prompt_tokens"],

@@ -125,25 +125,56 @@ def test_answer_loss_is_the_mean_nll_of_the_answer_tokens():
     assert got == pytest.approx(expected / count, rel=1e-4)
 
 
-def test_validation_keeps_the_epoch_with_the_lowest_validation_loss(table):
+def test_validation_loss_keeps_the_epoch_with_the_lowest_validation_loss(table):
     train, val = table.iloc[:14], table.iloc[14:]
-    settings = {**FAST, "epochs": 4, "patience": None, "learning_rate": 3e-3}
+    settings = {**FAST, "epochs": 4, "patience": None, "learning_rate": 3e-3, "validation_score": "loss"}
     generator = LIFTGenerator(**settings).fit(train, validation_data=val)
     losses = [e["val_loss"] for e in generator.history_.epochs]
     assert len(losses) == 4 and len(set(losses)) == 4  # measured after every epoch
     assert generator.history_.best_epoch == 1 + int(np.argmin(losses))
+    assert "val_cell_error" not in generator.history_.epochs[0]  # nothing decoded
     # the weights kept are that epoch's: the same validation loss, recomputed on the fitted model
-    seed = [settings.get("random_state", 0), 1]
-    prompts, answers = generator._examples(val, None, np.random.default_rng(seed))
     from liftnb.finetune import encode
 
-    again = answer_loss(generator.model_, encode(generator.tokenizer_, prompts, answers),
-                        generator.tokenizer_.pad_token_id)
+    examples = encode(generator.tokenizer_, *generator._examples(generator._validation_cases(val, None)))
+    again = answer_loss(generator.model_, examples, generator.tokenizer_.pad_token_id)
     assert again == pytest.approx(min(losses), rel=1e-5)
     # validation leaves the training examples (hence the first epoch) as they are without it
     plain = LIFTGenerator(**settings).fit(train)
     assert plain.history_.epochs[0]["train_loss"] == pytest.approx(generator.history_.epochs[0]["train_loss"])
     assert plain.history_.best_epoch is None and "val_loss" not in plain.history_.epochs[0]
+
+
+def test_validation_cells_keeps_the_epoch_that_writes_the_held_out_cells_best(table):
+    train, val = table.iloc[:14], table.iloc[14:]
+    settings = {**FAST, "epochs": 4, "patience": None, "learning_rate": 3e-3}
+    generator = LIFTGenerator(**settings).fit(train, validation_data=val)
+    epochs = generator.history_.epochs
+    rank = [(-e["val_cell_error"], -e["val_loss"]) for e in epochs]
+    assert generator.history_.best_epoch == 1 + rank.index(max(rank))  # lowest cell error, ties: lowest loss
+    cases = generator._validation_cases(val, None)
+    error, malformed = generator.cell_error(cases)  # recomputed on the weights kept
+    best = epochs[generator.history_.best_epoch - 1]
+    assert (error, malformed) == pytest.approx((best["val_cell_error"], best["val_malformed"]))
+    assert not hasattr(generator, "malformed_")  # validation leaves the user's transform attributes alone
+
+
+def test_cell_error_scores_words_numbers_and_malformed_answers(table):
+    generator = LIFTGenerator(**FAST).fit(table)
+    row = table.iloc[0]
+    other = "blue" if row["colour"] == "red" else "red"
+    written = {"right": f"colour is {row['colour']}, length is {row['length'] + 2}@@@",
+               "wrong": f"colour is {other}, length is {row['length']}@@@", "malformed": "colour is@@@"}
+    case = [(row, ["colour", "length"])]
+    variance = table["length"].var()
+    for name, expected in (("right", 4 / variance / 2), ("wrong", 1 / 2), ("malformed", 1.0)):
+        generator._complete = lambda prompts, sampling, text=written[name]: [[text]]
+        assert generator.cell_error(case) == pytest.approx((expected, float(name == "malformed"))), name
+
+
+def test_bad_validation_score_is_a_clear_error(table):
+    with pytest.raises(ValueError, match="validation_score must be one of"):
+        LIFTGenerator(**FAST, validation_score="accuracy").fit(table)
 
 
 def test_validation_rows_must_match_and_have_something_to_hold_out(table):
