@@ -18,6 +18,8 @@ from .imputation import is_number_column, with_dtypes
 from .predict import Sampling, allowed_token_ids, generate_answers, model_autocast, sample_answers
 from .templates import NUMBER_PATTERN, Template, TemplateError, is_missing
 
+VALIDATION_SCORES = ("cells", "loss")  # how fit picks its epoch from validation rows (see LIFTGenerator)
+
 
 class LIFTGenerator(LIFTEstimator):
     """Writes the missing or held-out cells of a table's rows with a fine-tuned causal LM (LIFT as a generator).
@@ -80,7 +82,7 @@ class LIFTGenerator(LIFTEstimator):
             if not validation:
                 raise ValueError("No validation example: every validation row lacks the held-out columns, or has "
                                  "fewer than two cells.")
-        self.cell_scale_ = self._number_variances(frame)
+        self.number_variance_ = self._number_variances(frame)
         training = prepare_text_training(self.model, prompts, answers, self.fit_config(), device=self.device,
                                          callbacks=self.callbacks or (), verbose=self.verbose)
         self.tokenizer_, self.model_ = training.tokenizer, training.trainer.model
@@ -148,7 +150,7 @@ class LIFTGenerator(LIFTEstimator):
                 if column in self.categories_:
                     errors.append(float(str(cells[column]) != str(row[column])))
                 else:
-                    errors.append((float(cells[column]) - float(row[column])) ** 2 / self.cell_scale_[column])
+                    errors.append((float(cells[column]) - float(row[column])) ** 2 / self.number_variance_[column])
         return float(np.mean(errors)), malformed / len(cases)
 
     def _holdout_columns(self, frame: pd.DataFrame) -> list[str] | None:
@@ -334,9 +336,6 @@ def answer_loss(model, examples, pad_id: int, batch_size: int = 16) -> float:
             total += torch.nn.functional.cross_entropy(logits, inputs["targets"], reduction="sum").item()
             count += len(inputs["targets"])
     return total / count
-
-
-VALIDATION_SCORES = ("cells", "loss")
 
 
 def _listed(names: Sequence[str]) -> str:
