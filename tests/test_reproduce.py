@@ -5,6 +5,7 @@ import inspect
 import warnings
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -315,6 +316,19 @@ def test_execute_keeps_metrics_provenance_and_the_figures_extras(monkeypatch):
     assert coverage.loc[("linear", "p=1", "lift"), "coverage 80%"] == pytest.approx(100 * inside.mean())
     assert coverage.loc[("linear", "p=1", "gaussian_process"), "width 90%"] > coverage.loc[
         ("linear", "p=1", "gaussian_process"), "width 80%"] > 0
+    calibrated = regression.calibrated_on_halves(lift[:, 1], lift[:, 3], truth, 0.8)
+    assert tuple(coverage.loc[("linear", "p=1", "lift calibrated"), ["coverage 80%", "width 80%"]]) == calibrated
+
+
+def test_calibrated_coverage_on_test_halves_reaches_the_nominal_level():
+    truth = np.random.default_rng(0).normal(0, 1, 100)
+    low, high = np.full(100, -0.3), np.full(100, 0.3)  # far too narrow: ~24% coverage as they are
+    for nominal in (80, 90):
+        coverage, width = regression.calibrated_on_halves(low, high, truth, nominal / 100)
+        # for any pool of rows, split conformal covers at least the nominal share of the held-out half on average
+        # over the halvings, and at most 1 / (50 + 1) more without ties; 2000 halvings leave a few tenths of a point of chance
+        assert nominal - 1 <= coverage <= nominal + 100 / 51 + 1, (nominal, coverage)
+        assert width > 0.6
 
 
 def test_cached_piece_computes_once_and_writes_provenance_in_full(tmp_path, monkeypatch):
