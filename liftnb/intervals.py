@@ -27,8 +27,8 @@ def conformal_margin(low: np.ndarray, high: np.ndarray, y: np.ndarray, coverage:
     return float(scores[_conformal_rank(len(scores), coverage) - 1])
 
 
-def widened(low: np.ndarray, high: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """[low - margin, high + margin]; a negative margin narrows an interval at most to its midpoint."""
+def widened(low: np.ndarray, high: np.ndarray, margin: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[low - margin, high + margin], margins broadcast; a negative one narrows an interval at most to its midpoint."""
     low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     middle = (low + high) / 2
     return np.minimum(low - margin, middle), np.maximum(high + margin, middle)
