@@ -274,8 +274,6 @@ def test_the_gap_to_the_paper_counts_only_sets_it_reports_with_enough_seeds():
 
 def test_execute_keeps_metrics_provenance_and_the_figures_extras(monkeypatch):
     """One real (tiny-model) run per kind: 2-D classification keeps decision regions, 1-D regression its curves."""
-    import numpy as np
-
     from liftnb.models import TINY_RANDOM
 
     tiny = (("batch_size", 16), ("epochs", 1), ("model", TINY_RANDOM), ("precision", "fp32"), ("train_layers", 1))
@@ -326,7 +324,7 @@ def test_calibrated_coverage_on_test_halves_reaches_the_nominal_level():
     for nominal in (80, 90):
         coverage, width = regression.calibrated_on_halves(low, high, truth, nominal / 100)
         # for any pool of rows, split conformal covers at least the nominal share of the held-out half on average
-        # over the halvings, and at most 1 / (50 + 1) more without ties; 2000 halvings leave a few tenths of a point of chance
+        # over the halvings, and at most 1 / (50 + 1) more without ties; 2000 halvings leave tenths of a point
         assert nominal - 1 <= coverage <= nominal + 100 / 51 + 1, (nominal, coverage)
         assert width > 0.6
 

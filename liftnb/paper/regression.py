@@ -53,7 +53,8 @@ def beside_paper(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["function", "p"])
 
 
-CALIBRATION_SPLITS = 2000  # random halvings of the test rows for the calibrated intervals' coverage (200 left ~1 point of chance)
+# random halvings of the test rows for the calibrated intervals' coverage (200 left about a point of chance)
+CALIBRATION_SPLITS = 2000
 
 
 def calibrated_on_halves(low: np.ndarray, high: np.ndarray, truth: np.ndarray, nominal: float,
