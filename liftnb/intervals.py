@@ -27,6 +27,12 @@ def conformal_margin(low: np.ndarray, high: np.ndarray, y: np.ndarray, coverage:
     return float(scores[_conformal_rank(len(scores), coverage) - 1])
 
 
+def coverage(low: np.ndarray, high: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The share of rows whose y lies in [low, high]; low and high (rows,) or (rows, levels) give one share a level."""
+    y = np.asarray(y, dtype=float).reshape(len(y), *[1] * (np.ndim(low) - 1))
+    return ((np.asarray(low) <= y) & (y <= np.asarray(high))).mean(axis=0)
+
+
 def widened(low: np.ndarray, high: np.ndarray, margin: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[low - margin, high + margin], margins broadcast; a negative one narrows an interval at most to its midpoint."""
     low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
@@ -77,7 +83,7 @@ class ConformalIntervals(BaseEstimator):
             _conformal_rank(len(y), level)
         low, high = self.sampled(X)
         self.margins_ = np.array([conformal_margin(low[:, j], high[:, j], y, level) for j, level in enumerate(levels)])
-        self.sampled_coverage_ = ((low <= y[:, None]) & (y[:, None] <= high)).mean(axis=0)  # before calibration
+        self.sampled_coverage_ = coverage(low, high, y)  # before calibration
         self.n_calibration_ = len(y)
         return self
 

@@ -6,7 +6,7 @@ import pytest
 from sklearn.base import BaseEstimator
 
 from liftnb import ConformalIntervals, LIFTRegressor
-from liftnb.intervals import conformal_margin, widened
+from liftnb.intervals import conformal_margin, coverage, widened
 
 FAST = dict(model="tiny-random", epochs=1, batch_size=16, train_layers=1, verbose=0, precision="fp32")
 
@@ -42,6 +42,13 @@ def test_a_negative_margin_narrows_an_interval_at_most_to_its_midpoint():
     np.testing.assert_allclose(high, [0.5, 3.0])
 
 
+def test_coverage_counts_the_bounds_as_inside_per_level():
+    y = np.array([0.0, 1.0, 2.0, 3.0])
+    assert coverage(np.zeros(4), np.full(4, 2.0), y) == 0.75  # 0, 1 and 2 (the bound itself) in [0, 2]
+    low, high = np.array([[0.0, -1.0]] * 4), np.array([[1.0, 3.0]] * 4)  # two levels, one column each
+    np.testing.assert_allclose(coverage(low, high, y), [0.5, 1.0])
+
+
 def test_calibrated_intervals_reach_their_coverage_where_the_sampled_ones_fall_short():
     rng = np.random.default_rng(0)
 
@@ -56,7 +63,7 @@ def test_calibrated_intervals_reach_their_coverage_where_the_sampled_ones_fall_s
     assert np.all(conformal.sampled_coverage_ < [0.55, 0.67])  # a spread half the truth's: 47.8% and 58.9% expected
     low, high = conformal.predict(X_new)
     assert low.shape == high.shape == (10000, 2)
-    covered = ((low <= y_new[:, None]) & (y_new[:, None] <= high)).mean(axis=0)
+    covered = coverage(low, high, y_new)
     # the calibration set moves the coverage by ~0.9 points (sd), the 10000 new rows by ~0.4: 3 sd
     np.testing.assert_allclose(covered, [0.8, 0.9], atol=0.03)
     sampled_low, sampled_high = conformal.sampled(X_new)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .. import datasets
-from ..intervals import conformal_margin, widened
+from ..intervals import conformal_margin, coverage, widened
 from . import reported
 from .runs import Run, runs_for
 
@@ -69,7 +69,7 @@ def calibrated_on_halves(low: np.ndarray, high: np.ndarray, truth: np.ndarray, n
         calibration, held = order[:len(truth) // 2], order[len(truth) // 2:]
         margin = conformal_margin(low[calibration], high[calibration], truth[calibration], nominal)
         new_low, new_high = widened(low[held], high[held], margin)
-        covered.append(np.mean((truth[held] >= new_low) & (truth[held] <= new_high)))
+        covered.append(coverage(new_low, new_high, truth[held]))
         widths.append(np.mean(new_high - new_low))
     return 100 * float(np.mean(covered)), float(np.mean(widths))
 
@@ -92,10 +92,10 @@ def interval_coverage(results: pd.DataFrame) -> pd.DataFrame:
                 low = bounds[:, levels.index(round((1 - nominal) / 2, 2))]
                 high = bounds[:, levels.index(round((1 + nominal) / 2, 2))]
                 if method == "lift calibrated":
-                    coverage, width = calibrated_on_halves(low, high, truth, nominal, seed=seed)
+                    covered, width = calibrated_on_halves(low, high, truth, nominal, seed=seed)
                 else:
-                    coverage, width = 100 * float(np.mean((truth >= low) & (truth <= high))), float(np.mean(high - low))
-                row[f"coverage {nominal:.0%}"], row[f"width {nominal:.0%}"] = coverage, width
+                    covered, width = 100 * float(coverage(low, high, truth)), float(np.mean(high - low))
+                row[f"coverage {nominal:.0%}"], row[f"width {nominal:.0%}"] = covered, width
             if method.startswith("lift"):
                 row["invalid samples %"] = 100 * intervals["sample_invalid_rate"]
             rows.append(row)
