@@ -379,6 +379,17 @@ def test_notebooks_assert_on_this_checkouts_runs_and_show_committed_rows_apart(t
     assert "classification stale: iris seeds [1, 2]" in report and "classification missing: wine seeds [0, 1, 2]" in report
 
 
+def test_merging_a_run_rewrites_the_other_rows_digit_for_digit(tmp_path):
+    path = tmp_path / "classification_full.csv"
+    values = [-0.0008213012533551331, 0.005921680000028573, 0.1 + 0.2]  # pandas' fast parser loses their last bits
+    results.write_results(pd.DataFrame({"dataset": ["moons"] * 3, "variant": "", "seed": [0, 1, 2], "score": values}),
+                          path)
+    before = path.read_text().splitlines()
+    results.write_results(pd.DataFrame({"dataset": ["tae"], "variant": "", "seed": [0], "score": [0.5]}), path)
+    assert path.read_text().splitlines() == [*before, "tae,,0,0.5"]
+    assert results.read_results(path)["score"].tolist()[:3] == values
+
+
 def test_committed_rows_without_a_recorded_commit_say_unknown(tmp_path):
     pd.DataFrame({"dataset": ["iris", "wine"], "variant": ["", ""], "seed": [0, 0]}).to_csv(
         tmp_path / "classification_full.csv", index=False)

@@ -32,8 +32,8 @@ def write_results(table: pd.DataFrame, path: Path) -> None:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    """A results file with empty variants as "" (not NaN)."""
-    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    """A results file with empty variants as "" (not NaN), every float as written (a merge rewrites the file)."""
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""], float_precision="round_trip")
     table["variant"] = table["variant"].fillna("") if "variant" in table else ""
     return table
 
