@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -149,6 +150,11 @@ class ResultsCache:
     def path(self, key: dict) -> Path:
         return self.folder / f"{fingerprint(key)[:32]}.json"
 
+    def partial(self, key: dict) -> Path:
+        """A folder for the unfinished work of this key's computation (e.g. per-epoch checkpoints), so an
+        interrupted run continues instead of starting over; get_or_compute removes it once the result is stored."""
+        return self.folder / "partial" / fingerprint(key)[:32]
+
     def get(self, key: dict) -> dict | None:
         """The stored result for this key, or None."""
         path = self.path(key)
@@ -175,4 +181,5 @@ class ResultsCache:
             return found, True
         result = compute()
         self.put(key, result)
+        shutil.rmtree(self.partial(key), ignore_errors=True)
         return result, False

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import warnings
 from dataclasses import replace
 
@@ -120,7 +121,7 @@ def test_list_prints_the_pieces_of_notebooks_08_to_10_without_running_them(capsy
 
 
 def test_command_prints_the_regression_summary_in_rae(tmp_path, monkeypatch, capsys):
-    def execute(run, profile, data=None):
+    def execute(run, profile, data=None, partial=None):
         table = pd.DataFrame({"method": ["lift", "polynomial"], "rae": [0.12, 0.09], "dataset": run.dataset,
                               "variant": run.variant, "seed": run.seed})
         return table, {}
@@ -156,7 +157,7 @@ def test_calibration_reads_notebook_02s_moons_run_and_writes_its_provenance_in_f
     scores = {"val_scores": [[-0.1, -2.0]], "test_scores": [[-3.0, -0.2], [-0.3, -1.0]], "val_truth": [0],
               "test_truth": [1, 0], "logreg_test_proba": [[0.2, 0.8], [0.6, 0.4]]}
 
-    def execute(run, profile, data=None):
+    def execute(run, profile, data=None, partial=None):
         table, _ = _fake_execute(calls)(run, profile, data)
         return table.assign(n_rows=len(run.data().y), learner_code="L"), {"label_scores": scores}
     monkeypatch.setattr(runs, "execute", execute)
@@ -200,7 +201,7 @@ def test_feature_name_sentences_use_every_column_and_templates_share_their_rows(
 
 
 def _fake_execute(calls):
-    def execute(run, profile, data=None):
+    def execute(run, profile, data=None, partial=None):
         calls.append((run.dataset, run.seed))
         rows = [("lift_score", 0.9, 0.0), ("majority", 0.4, float("nan")), ("logreg", 0.95, float("nan"))]
         table = pd.DataFrame(rows, columns=["method", "accuracy", "invalid_rate"])
@@ -316,6 +317,51 @@ def test_execute_keeps_metrics_provenance_and_the_figures_extras(monkeypatch):
         ("linear", "p=1", "gaussian_process"), "width 80%"] > 0
     calibrated = regression.calibrated_on_halves(lift[:, 1], lift[:, 3], truth, 0.8)
     assert tuple(coverage.loc[("linear", "p=1", "lift calibrated"), ["coverage 80%", "width 80%"]]) == calibrated
+
+
+def test_an_interrupted_full_run_resumes_from_its_last_epoch_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """A full-profile fit checkpoints every epoch into the cache's partial folder; the next command continues it."""
+    from liftnb.models import TINY_RANDOM
+
+    tiny = (("batch_size", 16), ("epochs", 3), ("model", TINY_RANDOM), ("patience", None), ("precision", "fp32"),
+            ("train_layers", 1))
+    monkeypatch.setitem(figures.REGION_RESOLUTION, "full", 4)
+    run = runs.Run("classification", "moons", 0, rows=60, style="no_names", lift=tiny, baselines=("majority",))
+
+    def run_once(cache):
+        return runs.run_all([run], "full", "classification", cache=cache, write_csv=False, log=lambda *_: 0)
+
+    straight = run_once(ResultsCache(tmp_path / "straight"))
+    cache = ResultsCache(tmp_path / "interrupted")
+    partial = cache.partial(run.key(run.data(), "full"))
+    record = runs.SecondsBesideCheckpoints.on_epoch_end
+    epochs_run = []
+
+    def interrupt_after_epoch_one(self, trainer, metrics):
+        record(self, trainer, metrics)
+        epochs_run.append(trainer.epoch)
+        if epochs_run == [1]:  # once: a run that started over must fail the assertions, not stop the session
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs.SecondsBesideCheckpoints, "on_epoch_end", interrupt_after_epoch_one)
+    with pytest.raises(KeyboardInterrupt):
+        run_once(cache)
+    assert (partial / "fit" / "checkpoint.pt").exists() and (partial / "seconds.json").exists()
+    before = json.loads((partial / "seconds.json").read_text())["seconds"]
+    resumed = run_once(cache)
+    assert epochs_run == [1, 2, 3]  # epoch 1 was not trained again
+    assert not partial.exists()  # removed once the result is stored
+    lift = [frame.set_index("method").loc["lift_score"] for frame in (straight, resumed)]
+    for column in ("accuracy", "steps", "epochs_run", "best_epoch"):
+        assert lift[0][column] == lift[1][column], column
+    for curve in ("val_curve", "val_tiebreak_curve"):
+        assert [float(v) for v in lift[1][curve].split()] == pytest.approx([float(v) for v in lift[0][curve].split()],
+                                                                          rel=1e-3), curve
+    assert lift[1]["run_seconds"] >= before  # the interrupted part up to its checkpoint counts
+    scores = [np.asarray(frame.attrs["extras"][("moons", "", 0)]["label_scores"]["test_scores"])
+              for frame in (straight, resumed)]
+    np.testing.assert_allclose(scores[1], scores[0], rtol=1e-4, atol=1e-5)
+    assert run_once(cache).attrs["extras"] == resumed.attrs["extras"]  # and then it is served from the cache
 
 
 def test_calibrated_coverage_on_test_halves_reaches_the_nominal_level():

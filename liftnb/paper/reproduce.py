@@ -11,8 +11,9 @@ pretraining (07), half_image (08), two_stage (09), icl_calibration (10); sweep: 
 validation data (README, "How the defaults were chosen").
 
 Each run is cached by everything that determines it (data, every resolved setting, model, library versions and
-the computing code's fingerprint), so an interrupted command continues where it stopped, a notebook re-run takes
-the finished runs from the cache, and a change to the learner recomputes instead of serving old numbers. In the full
+the computing code's fingerprint), so an interrupted command continues where it stopped (a full-profile fit from
+its last finished epoch), a notebook re-run takes the finished runs from the cache, and a change to the learner
+recomputes instead of serving old numbers. In the full
 profile every finished run is also merged into `results/<experiment>_full.csv`, one row per method, with provenance
 (model, seed, epochs, git commit, date, seconds, code fingerprints).
 """

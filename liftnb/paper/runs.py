@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 import subprocess
 import time
 from dataclasses import dataclass, replace
@@ -14,6 +15,7 @@ import pandas as pd
 from .. import baselines, datasets
 from ..cache import ResultsCache, computing_code, environment, fingerprint, learner_code, source_fingerprint
 from ..compare import lift_rows, lift_estimator, result_key
+from ..finetune import Callback
 from ..models import EMBEDDED, model_identity
 from ..templates import Template
 from . import figures, perturb
@@ -85,13 +87,39 @@ def provenance(**fields) -> dict:
             "cpu_kernels": environment()["cpu_kernels"]}
 
 
-def execute(run: Run, profile: str, data: datasets.Dataset | None = None) -> tuple[pd.DataFrame, dict]:
-    """Fit LIFT and the baselines for one run: (one row per method with provenance columns, figure extras)."""
+class SecondsBesideCheckpoints(Callback):
+    """After each epoch's checkpoint, writes the run's seconds so far beside it: a resumed run's run_seconds then
+    counts the interrupted process up to its last checkpoint (the work after that was lost and is not counted)."""
+
+    def __init__(self, path: Path, started: float):
+        self.path, self.started = path, started
+
+    def on_epoch_end(self, trainer, metrics) -> None:
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"seconds": time.perf_counter() - self.started}))
+        temporary.replace(self.path)
+
+
+def execute(run: Run, profile: str, data: datasets.Dataset | None = None,
+            partial: Path | None = None) -> tuple[pd.DataFrame, dict]:
+    """Fit LIFT and the baselines for one run: (one row per method with provenance columns, figure extras).
+
+    With `partial` (a folder of the run's own, ResultsCache.partial), LIFT's fit writes a checkpoint there after
+    every epoch, and a later call after an interruption continues from it to the same result (Trainer.fit's
+    resume) instead of starting over."""
     started = time.perf_counter()
     data = run.data() if data is None else data  # run_all() has loaded it already for the cache key
     part = run.part(data)
     estimator = run.estimator(data)
-    estimator.fit(part.X_train, part.y_train, validation_data=(part.X_val, part.y_val))
+    resume = False
+    if partial is not None:
+        seconds = partial / "seconds.json"  # written after each checkpoint: present means a checkpoint is there
+        resume = seconds.exists()
+        started -= json.loads(seconds.read_text())["seconds"] if resume else 0.0
+        partial.mkdir(parents=True, exist_ok=True)
+        estimator.set_params(checkpoint_dir=str(partial / "fit"),
+                             callbacks=[*(estimator.callbacks or ()), SecondsBesideCheckpoints(seconds, started)])
+    estimator.fit(part.X_train, part.y_train, validation_data=(part.X_val, part.y_val), resume=resume)
     table = pd.DataFrame(lift_rows(estimator, part, run.modes)).set_index("method")
     if run.baselines != ():
         table = pd.concat([table, baselines.evaluate(part, data.task, names=run.baselines, seed=run.seed)])
@@ -120,11 +148,16 @@ def run_all(runs: list[Run], profile: str, experiment: str, cache: ResultsCache 
         data = item.data()
         started = time.perf_counter()
 
-        def compute(item=item, data=data):
-            table, figure_data = execute(item, profile, data)
+        key = item.key(data, profile)
+        # Full-profile fits run for up to hours, so they checkpoint every epoch and an interrupted command resumes
+        # them; quick fits take minutes, not worth a checkpoint of the trained layers and AdamW's moments an epoch.
+        partial = cache.partial(key) if profile == "full" else None
+
+        def compute(item=item, data=data, partial=partial):
+            table, figure_data = execute(item, profile, data, partial)
             return {"table": table.to_dict(orient="list"), "extras": figure_data}
 
-        stored, cached = cache.get_or_compute(item.key(data, profile), compute)
+        stored, cached = cache.get_or_compute(key, compute)
         extras[(item.dataset, item.variant, item.seed)] = stored.get("extras", {})
         table = pd.DataFrame(stored["table"]).assign(experiment=experiment, variant=item.variant, profile=profile)
         tables.append(table)
