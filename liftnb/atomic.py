@@ -1,4 +1,4 @@
-"""Atomic writes: a folder is either complete or absent, never half-written."""
+"""Atomic writes: a file or folder is either complete or absent, never half-written."""
 from __future__ import annotations
 
 import contextlib
@@ -23,3 +23,12 @@ def atomic_folder(target: Path):
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file beside it, renamed over it in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)

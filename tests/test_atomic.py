@@ -1,7 +1,7 @@
-"""atomic_folder: the target is either the complete new folder or what was there before, never half-written."""
+"""atomic_folder and atomic_write_text: the target is either complete and new or what was there before, never half-written."""
 import pytest
 
-from liftnb.atomic import atomic_folder
+from liftnb.atomic import atomic_folder, atomic_write_text
 
 
 def _staging_leftovers(target):
@@ -40,3 +40,15 @@ def test_an_error_inside_keeps_the_previous_target(tmp_path):
             raise RuntimeError("interrupted")
     assert sorted(p.name for p in target.iterdir()) == ["old.txt"] and (target / "old.txt").read_text() == "old"
     assert _staging_leftovers(target) == []
+
+
+def test_writing_a_file_replaces_it_whole_and_leaves_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "runs" / "table.csv"
+    atomic_write_text(target, "old\n")
+    monkeypatch.setattr("os.replace", lambda *a: (_ for _ in ()).throw(OSError("interrupted")))
+    with pytest.raises(OSError, match="interrupted"):  # a write cut off before the rename leaves the old file
+        atomic_write_text(target, "new\n")
+    assert target.read_text() == "old\n"
+    monkeypatch.undo()
+    atomic_write_text(target, "new\n")
+    assert target.read_text() == "new\n" and sorted(p.name for p in target.parent.iterdir()) == ["table.csv"]

@@ -2,12 +2,12 @@
 committed full-profile rows with their provenance and whether the learner that made them is still the current one."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from .. import paths
+from ..atomic import atomic_write_text
 from ..cache import learner_code
 
 RESULTS_DIR = paths.results_dir()  # $LIFTNB_RESULTS, the checkout's results/, or ./results (never site-packages)
@@ -26,9 +26,7 @@ def write_results(table: pd.DataFrame, path: Path) -> None:
         done = set(map(tuple, table[RUN_COLUMNS].astype(str).to_numpy()))
         old = old[[tuple(r) not in done for r in old[RUN_COLUMNS].astype(str).to_numpy()]]
         table = pd.concat([old, table], ignore_index=True)
-    temporary = path.with_suffix(".tmp")
-    table.to_csv(temporary, index=False)
-    os.replace(temporary, path)
+    atomic_write_text(path, table.to_csv(index=False))
 
 
 def read_results(path: Path) -> pd.DataFrame:

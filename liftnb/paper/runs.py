@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import baselines, datasets
+from ..atomic import atomic_write_text
 from ..cache import ResultsCache, computing_code, environment, fingerprint, learner_code, source_fingerprint
 from ..compare import lift_rows, lift_estimator, result_key
 from ..finetune import Callback
@@ -95,9 +96,7 @@ class SecondsBesideCheckpoints(Callback):
         self.path, self.started = path, started
 
     def on_epoch_end(self, trainer, metrics) -> None:
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"seconds": time.perf_counter() - self.started}))
-        temporary.replace(self.path)
+        atomic_write_text(self.path, json.dumps({"seconds": time.perf_counter() - self.started}))
 
 
 def execute(run: Run, profile: str, data: datasets.Dataset | None = None,
