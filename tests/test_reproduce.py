@@ -5,6 +5,7 @@ import inspect
 import json
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -271,6 +272,39 @@ def test_the_gap_to_the_paper_counts_only_sets_it_reports_with_enough_seeds():
     below = classification.majority_seeds(frame)
     assert list(below.index) == [("hamster", 0)] and below.loc[("hamster", 0), "lift_score"] == pytest.approx(40.0)
     assert classification.cpu_hours(frame) == pytest.approx(11 * 0.5)
+
+
+def test_the_committed_overview_shows_one_learner_per_set_and_names_the_other_seeds():
+    rows = []
+    for name, seed, lift, stale, learner in (("iris", 0, 1.0, False, "new"), ("iris", 1, 0.9, False, "new"),
+                                             ("iris", 2, 0.5, True, "old"), ("tae", 0, 0.6, True, "old")):
+        for method, acc in (("lift_score", lift), ("majority", 0.33), ("logreg", 0.8)):
+            rows.append({"dataset": name, "variant": "", "seed": seed, "method": method, "accuracy": acc,
+                         "invalid_rate": 0.0, "n_train": 96, "tokens_per_row": 40.0, "stale": stale,
+                         "learner_code": learner, "cpu_kernels": "avx2 / AVX2", "date": f"2026-12-0{seed + 1}",
+                         "run_seconds": 100.0, "fit_seconds": 90.0 if method == "lift_score" else None,
+                         "epochs_run": 25 if method == "lift_score" else None})
+    table = classification.committed_overview(pd.DataFrame(rows))
+    assert list(table.index) == list(dict.fromkeys(r.dataset for r in classification.plan("full")))
+    assert table.loc["iris", "committed seeds"] == "2 current, seed 2 stale"
+    assert table.loc["iris", "LIFT (ours)"] == pytest.approx(95.0)  # the stale seed's 50% is not averaged in
+    assert table.loc["iris", "learner"] == "new" and table.loc["iris", "computed"] == "2026-12-01 to 2026-12-02"
+    assert table.loc["tae", "committed seeds"] == "1 stale, seeds 1 2 not run"
+    assert table.loc["tae", "LIFT (ours)"] == pytest.approx(60.0) and table.loc["tae", "CPU kernels"] == "avx2"
+    assert table.loc["mnist", "committed seeds"] == "not run"
+    assert table.loc["mnist", "paper LIFT/GPT-J"] == pytest.approx(97.01)
+    text = classification.committed_markdown(pd.DataFrame(rows))
+    assert "| iris | 2 current, seed 2 stale | 95.0 ± 7.1 | 96.7 | 80.0 (logreg) |" in text
+    assert "| mnist | not run | – | 97.0 | – |" in text
+    assert text.endswith("\n\nNo set of the paper's table has 3 current seeds yet.\n")  # iris has 2
+
+
+def test_the_readmes_classification_table_is_what_the_committed_file_gives():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = readme.split("<!-- committed-table: python -m liftnb.paper classification --table -->\n", 1)[1]
+    shown = shown.split("<!-- end committed-table -->", 1)[0]
+    assert shown == classification.committed_markdown(results.committed("classification")), (
+        "README's table is out of date: paste the output of `python -m liftnb.paper classification --table`")
 
 
 def test_execute_keeps_metrics_provenance_and_the_figures_extras(monkeypatch):

@@ -7,6 +7,7 @@ import pandas as pd
 
 from .. import datasets
 from . import reported
+from .results import markdown_table
 from .runs import Run, with_profile_learner
 
 # The paper's main table uses the no-names style (x1=..., x2=...); images use its pixel style. Long prompts cost
@@ -141,6 +142,59 @@ def cpu_hours(results: pd.DataFrame) -> float:
     """Wall hours of the runs (LIFT fit and prediction plus every baseline), one run per (data set, seed)."""
     runs = results.drop_duplicates([c for c in ("dataset", "variant", "seed") if c in results])
     return float(pd.to_numeric(runs["run_seconds"], errors="coerce").sum() / 3600)
+
+
+def committed_overview(committed: pd.DataFrame) -> pd.DataFrame:
+    """The committed full table per planned data set without mixing learners: a set's current rows where it has
+    any (its other seeds named), else its stale rows, marked; with each set's provenance (learner, kernels, dates)."""
+    planned: dict[str, list[int]] = {}
+    for item in plan("full"):
+        planned.setdefault(item.dataset, []).append(item.seed)
+    shown, state, provenance = [], {}, {}
+    for dataset, seeds in planned.items():
+        rows = committed[committed["dataset"] == dataset]
+        current = rows[~rows["stale"].astype(bool)]
+        chosen = current if len(current) else rows
+        have = {int(s) for s in chosen["seed"]}
+        stale = sorted({int(s) for s in rows["seed"]} - have)
+        missing = sorted(set(seeds) - {int(s) for s in rows["seed"]})
+        if rows.empty:
+            state[dataset] = "not run"
+        else:
+            state[dataset] = (f"{len(have)} current" if len(current) else f"{len(have)} stale") + "".join(
+                f", seed{'s' * (len(left) > 1)} {' '.join(map(str, left))} {word}"
+                for left, word in ((stale, "stale"), (missing, "not run")) if left)
+            shown.append(chosen)
+            provenance[dataset] = {
+                "learner": ", ".join(chosen["learner_code"].fillna("unrecorded").astype(str).unique()),
+                "CPU kernels": ", ".join(chosen["cpu_kernels"].dropna().astype(str).str.split(" /").str[0].unique()),
+                "computed": " to ".join(dict.fromkeys([str(chosen["date"].min()), str(chosen["date"].max())]))}
+    table = beside_paper(pd.concat(shown)) if shown else pd.DataFrame()
+    table = table.reindex(list(planned))
+    table["paper LIFT/GPT-J"] = reported.classification_accuracy()["lift_gptj"].reindex(table.index)
+    table.insert(0, "committed seeds", pd.Series(state))
+    return table.join(pd.DataFrame.from_dict(provenance, orient="index"))
+
+
+def committed_markdown(committed: pd.DataFrame) -> str:
+    """The committed full table as the README shows it (markdown), with the gap to GPT-J over its current sets."""
+    table = committed_overview(committed)
+    lift = [f"{m:.1f} ± {s:.1f}" if s == s else f"{m:.1f}" for m, s in zip(table["LIFT (ours)"], table["± std"])]
+    best = [f"{v:.1f} ({name})" for v, name in zip(table["best baseline"], table["best is"])]
+    shown = pd.DataFrame({"committed seeds": table["committed seeds"], "LIFT (ours) %": lift,
+                          "paper LIFT/GPT-J": table["paper LIFT/GPT-J"], "best baseline (ours)": best,
+                          "majority": table["majority"], "LIFT fit s": table["LIFT fit s"].round().astype("Int64"),
+                          "learner": table["learner"], "CPU kernels": table["CPU kernels"],
+                          "computed": table["computed"]}, index=table.index)
+    shown.loc[table["committed seeds"] == "not run", ["LIFT (ours) %", "best baseline (ours)"]] = None
+    current = committed[~committed["stale"].astype(bool)]
+    gap = paper_gap(beside_paper(current)) if len(current) else None
+    sentence = ("No committed row is current." if gap is None else
+                "No set of the paper's table has 3 current seeds yet." if not gap["of"] else
+                f"Current rows beside the paper's LIFT/GPT-J on the {gap['of']} sets both report with 3 current "
+                f"seeds: ours {gap['ours']:.1f}%, GPT-J {gap['paper']:.1f}% (mean gap {gap['mean gap']:+.1f} "
+                f"points), ours above GPT-J on {gap['above paper']} of {gap['of']}.")
+    return markdown_table(shown, index="data set") + "\n\n" + sentence + "\n"
 
 
 def prompt_lengths(profile: str = "full", tokenizer=None, sample: int = 50):

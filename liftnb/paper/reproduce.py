@@ -5,6 +5,7 @@
     python -m liftnb.paper regression --profile full --variants p=1 --seeds 0
     python -m liftnb.paper classification --profile quick --list    # the plan, with each run's size
     python -m liftnb.paper --status                                 # committed full rows: current, stale, missing
+    python -m liftnb.paper classification --table                   # the committed table, as the README shows it
 
 Experiments (notebooks): classification (02), boundaries (03), regression (04), robustness (05), feature_names (06),
 pretraining (07), half_image (08), two_stage (09), icl_calibration (10); sweep: the learner's defaults chosen on
@@ -144,7 +145,14 @@ def main(argv=None) -> None:
     parser.add_argument("--list", action="store_true", help="print the plan and exit")
     parser.add_argument("--status", action="store_true",
                         help="count the full-profile runs of results/ that are current, stale or missing")
+    parser.add_argument("--table", action="store_true",
+                        help="print the committed full-profile classification table as markdown (the README's)")
     args = parser.parse_args(argv)
+    if args.table:
+        if args.experiment not in (None, "classification"):
+            parser.error("--table prints the classification table only")
+        print(classification.committed_markdown(committed("classification")), end="")
+        return
     if args.status:
         print(status_report(status([args.experiment] if args.experiment else None)))
         return
