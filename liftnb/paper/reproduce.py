@@ -16,7 +16,7 @@ the computing code's fingerprint), so an interrupted command continues where it 
 its last finished epoch), a notebook re-run takes the finished runs from the cache, and a change to the learner
 recomputes instead of serving old numbers. In the full
 profile every finished run is also merged into `results/<experiment>_full.csv`, one row per method, with provenance
-(model, seed, epochs, git commit, date, seconds, code fingerprints).
+(model, seed, epochs, git commit, date, seconds, CPU kernels, library versions, code fingerprints).
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from .results import results_path, write_results
 RUNNER = ("paper/runs.py", "paper/figures.py", "paper/perturb.py", "paper/results.py")  # code every run goes through
 PROVENANCE = ["experiment", "dataset", "variant", "seed", "profile", "model", "epochs", "train_layers", "n_rows",
               "n_train", "tokens_per_row", "style", "git_commit", "date", "run_seconds", "code", "learner_code",
-              "cpu_kernels"]
+              "cpu_kernels", "libraries"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,9 +83,12 @@ def git_commit() -> str:
 
 
 def provenance(**fields) -> dict:
-    """The given fields with where a result came from: the git commit, the date and the CPU kernels it ran on."""
+    """The given fields with where a result came from: the git commit, the date, the CPU kernels it ran on and the
+    versions of Python and the libraries that computed it."""
+    versions = environment()
     return {**fields, "git_commit": git_commit(), "date": datetime.date.today().isoformat(),
-            "cpu_kernels": environment()["cpu_kernels"]}
+            "cpu_kernels": versions["cpu_kernels"],
+            "libraries": " ".join(f"{name}={version}" for name, version in versions.items() if name != "cpu_kernels")}
 
 
 class SecondsBesideCheckpoints(Callback):
