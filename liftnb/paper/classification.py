@@ -183,7 +183,7 @@ def committed_markdown(committed: pd.DataFrame) -> str:
     best = [f"{v:.1f} ({name})" for v, name in zip(table["best baseline"], table["best is"])]
     shown = pd.DataFrame({"committed seeds": table["committed seeds"], "LIFT (ours) %": lift,
                           "paper LIFT/GPT-J": table["paper LIFT/GPT-J"], "best baseline (ours)": best,
-                          "majority": table["majority"], "LIFT fit s": table["LIFT fit s"].round().astype("Int64"),
+                          "majority": table["majority"], "LIFT fit s": [f"{v:.0f}" if v == v else None for v in table["LIFT fit s"]],
                           "learner": table["learner"], "CPU kernels": table["CPU kernels"],
                           "computed": table["computed"]}, index=table.index)
     shown.loc[table["committed seeds"] == "not run", ["LIFT (ours) %", "best baseline (ours)"]] = None
