@@ -274,6 +274,17 @@ def test_the_gap_to_the_paper_counts_only_sets_it_reports_with_enough_seeds():
     assert classification.cpu_hours(frame) == pytest.approx(11 * 0.5)
 
 
+def test_the_recorded_commit_is_the_one_the_process_started_from(monkeypatch):
+    heads = iter(["aaaaaaa", "bbbbbbb"])
+    monkeypatch.setattr(runs.subprocess, "run", lambda *a, **k: type("Done", (), {"stdout": next(heads) + "\n"})())
+    runs.git_commit.cache_clear()
+    try:
+        first = runs.provenance()["git_commit"]
+        assert first == "aaaaaaa" and runs.provenance()["git_commit"] == first  # HEAD moved to bbbbbbb meanwhile
+    finally:
+        runs.git_commit.cache_clear()
+
+
 def test_the_committed_overview_shows_one_learner_per_set_and_names_the_other_seeds():
     rows = []
     for name, seed, lift, stale, learner in (("iris", 0, 1.0, False, "new"), ("iris", 1, 0.9, False, "new"),

@@ -73,8 +73,10 @@ class Run:
                           regions=figures.region_resolution(data, profile), code=code_fingerprint())
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit() -> str:
-    """The current commit of the repository liftnb runs from ('unknown' outside git)."""
+    """The commit of the repository liftnb runs from when this process first asked ('unknown' outside git): read
+    once, so a commit made while a long run works is not credited with the code the process had already loaded."""
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
                               cwd=Path(__file__).resolve().parent).stdout.strip()
@@ -145,6 +147,7 @@ def run_all(runs: list[Run], profile: str, experiment: str, cache: ResultsCache 
 
     With write_csv, each finished run is merged into results/<experiment>_<profile>.csv as it completes."""
     cache = cache or ResultsCache()
+    git_commit()  # pinned now, before hours of runs, for every row this process writes
     tables, extras = [], {}
     for number, item in enumerate(runs, 1):
         data = item.data()
