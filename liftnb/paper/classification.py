@@ -7,7 +7,6 @@ import pandas as pd
 
 from .. import datasets
 from . import reported
-from .results import markdown_table
 from .runs import Run, with_profile_learner
 
 # The paper's main table uses the no-names style (x1=..., x2=...); images use its pixel style. Long prompts cost
@@ -183,7 +182,8 @@ def committed_markdown(committed: pd.DataFrame) -> str:
     best = [f"{v:.1f} ({name})" for v, name in zip(table["best baseline"], table["best is"])]
     shown = pd.DataFrame({"committed seeds": table["committed seeds"], "LIFT (ours) %": lift,
                           "paper LIFT/GPT-J": table["paper LIFT/GPT-J"], "best baseline (ours)": best,
-                          "majority": table["majority"], "LIFT fit s": [f"{v:.0f}" if v == v else None for v in table["LIFT fit s"]],
+                          "majority": table["majority"],
+                          "LIFT fit s": [f"{v:.0f}" if v == v else None for v in table["LIFT fit s"]],
                           "learner": table["learner"], "CPU kernels": table["CPU kernels"],
                           "computed": table["computed"]}, index=table.index)
     shown.loc[table["committed seeds"] == "not run", ["LIFT (ours) %", "best baseline (ours)"]] = None
@@ -195,6 +195,18 @@ def committed_markdown(committed: pd.DataFrame) -> str:
                 f"seeds: ours {gap['ours']:.1f}%, GPT-J {gap['paper']:.1f}% (mean gap {gap['mean gap']:+.1f} "
                 f"points), ours above GPT-J on {gap['above paper']} of {gap['of']}.")
     return markdown_table(shown, index="data set") + "\n\n" + sentence + "\n"
+
+
+def markdown_table(table: pd.DataFrame, index: str, decimals: int = 1) -> str:
+    """A data frame as a markdown table (floats rounded, missing values as "–"), its index as the first column."""
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return "–"
+        return f"{value:.{decimals}f}" if isinstance(value, float) else str(value)
+    lines = ["| " + " | ".join([index, *map(str, table.columns)]) + " |", "|" + "---|" * (len(table.columns) + 1)]
+    lines += ["| " + " | ".join(cell(v) for v in [name, *row]) + " |" for name, row in
+              zip(table.index, table.itertuples(index=False))]
+    return "\n".join(lines)
 
 
 def prompt_lengths(profile: str = "full", tokenizer=None, sample: int = 50):

@@ -73,15 +73,3 @@ def summary(results: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     grouped = results.groupby([*rows, "method"], sort=False)[metric].agg(["mean", "std", "count"])
     text = grouped.apply(lambda r: f"{r['mean']:.3f}" + (f" ± {r['std']:.3f}" if r["count"] > 1 else ""), axis=1)
     return text.unstack("method")
-
-
-def markdown_table(table: pd.DataFrame, index: str, decimals: int = 1) -> str:
-    """A data frame as a markdown table (floats rounded, missing values as "–"), its index as the first column."""
-    def cell(value) -> str:
-        if value is None or (isinstance(value, float) and value != value):
-            return "–"
-        return f"{value:.{decimals}f}" if isinstance(value, float) else str(value)
-    lines = ["| " + " | ".join([index, *map(str, table.columns)]) + " |", "|" + "---|" * (len(table.columns) + 1)]
-    lines += ["| " + " | ".join(cell(v) for v in [name, *row]) + " |" for name, row in
-              zip(table.index, table.itertuples(index=False))]
-    return "\n".join(lines)
