@@ -308,6 +308,13 @@ def test_the_committed_overview_shows_one_learner_per_set_and_names_the_other_se
     assert "| iris | 2 current, seed 2 stale | 95.0 ± 7.1 | 96.7 | 80.0 (logreg) |" in text
     assert "| mnist | not run | – | 97.0 | – |" in text
     assert text.endswith("\n\nNo set of the paper's table has 3 current seeds yet.\n")  # iris has 2
+    frame = pd.DataFrame(rows)
+    assert classification.current_gap_sentence(frame.assign(stale=True)).startswith("No committed row is current")
+    third = frame[(frame["dataset"] == "iris") & (frame["seed"] == 1)].assign(seed=2)
+    frame = pd.concat([frame[~((frame["dataset"] == "iris") & (frame["seed"] == 2))], third])
+    assert classification.current_gap_sentence(frame) == (  # iris 100, 90, 90 beside GPT-J's 96.67
+        "Current rows beside the paper's LIFT/GPT-J on the 1 sets both report with 3 current seeds: ours 93.3%, "
+        "GPT-J 96.7% (mean gap -3.3 points), ours above GPT-J on 0 of 1.")
 
 
 def test_the_readmes_classification_table_is_what_the_committed_file_gives():

@@ -187,14 +187,20 @@ def committed_markdown(committed: pd.DataFrame) -> str:
                           "learner": table["learner"], "CPU kernels": table["CPU kernels"],
                           "computed": table["computed"]}, index=table.index)
     shown.loc[table["committed seeds"] == "not run", ["LIFT (ours) %", "best baseline (ours)"]] = None
+    return markdown_table(shown, index="data set") + "\n\n" + current_gap_sentence(committed) + "\n"
+
+
+def current_gap_sentence(committed: pd.DataFrame) -> str:
+    """One sentence: the committed current rows beside the paper's LIFT/GPT-J (README and notebook 02 alike)."""
     current = committed[~committed["stale"].astype(bool)]
     gap = paper_gap(beside_paper(current)) if len(current) else None
-    sentence = ("No committed row is current." if gap is None else
-                "No set of the paper's table has 3 current seeds yet." if not gap["of"] else
-                f"Current rows beside the paper's LIFT/GPT-J on the {gap['of']} sets both report with 3 current "
-                f"seeds: ours {gap['ours']:.1f}%, GPT-J {gap['paper']:.1f}% (mean gap {gap['mean gap']:+.1f} "
-                f"points), ours above GPT-J on {gap['above paper']} of {gap['of']}.")
-    return markdown_table(shown, index="data set") + "\n\n" + sentence + "\n"
+    if gap is None:
+        return "No committed row is current: every one was computed by an older learner."
+    if not gap["of"]:
+        return "No set of the paper's table has 3 current seeds yet."
+    return (f"Current rows beside the paper's LIFT/GPT-J on the {gap['of']} sets both report with 3 current "
+            f"seeds: ours {gap['ours']:.1f}%, GPT-J {gap['paper']:.1f}% (mean gap {gap['mean gap']:+.1f} "
+            f"points), ours above GPT-J on {gap['above paper']} of {gap['of']}.")
 
 
 def markdown_table(table: pd.DataFrame, index: str, decimals: int = 1) -> str:
