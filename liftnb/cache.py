@@ -136,9 +136,22 @@ def environment() -> dict:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = None
-    # Which kernels run decides the last bits of every product: bf16 matmuls (oneDNN), the rest (ATen's dispatch).
-    versions["cpu_kernels"] = f"{bf16_kernels()} / {torch.backends.cpu.get_cpu_capability()}"
+    # Which kernels run decides the last bits of every product: bf16 matmuls (oneDNN), the rest (ATen's dispatch);
+    # where a GPU is visible, device="auto" (every paper run's) trains and predicts there, so it leads the entry.
+    kernels = f"{bf16_kernels()} / {torch.backends.cpu.get_cpu_capability()}"
+    gpu = accelerator()
+    versions["cpu_kernels"] = f"{gpu}, cpu {kernels}" if gpu else kernels
     return versions
+
+
+def accelerator() -> str | None:
+    """The GPU that device="auto" picks (name, compute capability, CUDA version), or None on a CPU-only machine."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability()
+    return f"cuda {torch.cuda.get_device_name()} (sm_{major}{minor}, CUDA {torch.version.cuda})"
 
 
 class ResultsCache:

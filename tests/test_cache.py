@@ -4,7 +4,7 @@ import pandas as pd
 
 import pytest
 
-from liftnb.cache import ResultsCache, bf16_kernels, environment, fingerprint
+from liftnb.cache import ResultsCache, accelerator, bf16_kernels, environment, fingerprint
 
 
 def test_fingerprint_follows_content_not_identity():
@@ -75,4 +75,19 @@ def test_bf16_kernels_are_the_cpus_best_lowered_by_the_onednn_cap(flags, cap, ke
 
 def test_the_cpu_kernels_are_part_of_every_results_key():
     # AMX and AVX512-BF16 kernels gave the same Pollution fit 50% and 75%: a result must not cross between them.
-    assert environment()["cpu_kernels"].split(" / ")[0] == bf16_kernels()
+    kernels = environment()["cpu_kernels"]
+    gpu = accelerator()
+    assert kernels.split(" / ")[0] == (f"{gpu}, cpu {bf16_kernels()}" if gpu else bf16_kernels())
+
+
+def test_a_visible_gpu_leads_the_kernels_entry(monkeypatch):
+    # device="auto" trains on the GPU where there is one: its rows must not read as computed on the CPU's kernels
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H200")
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    assert accelerator() == "cuda NVIDIA H200 (sm_90, CUDA 13.0)"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert accelerator() is None
