@@ -45,6 +45,7 @@ PACKAGE = Path(__file__).resolve().parent
 NOT_COMPUTING = frozenset({"__init__.py", "widgets.py", "progress.py", "bench.py", "cache.py"})
 LEARNER = ("finetune", "models.py", "predict.py", "templates.py", "estimators.py")  # what trains and predicts
 VERSIONED = ("torch", "transformers", "peft", "accelerate", "numpy", "pandas", "scikit-learn", "xgboost", "scipy")
+MODULES = {"scikit-learn": "sklearn"}  # distribution name -> module name, where they differ
 
 
 def _normalized_source(path: Path) -> str:
@@ -55,7 +56,19 @@ def _normalized_source(path: Path) -> str:
         if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
                 and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
+    return _canonical(tree)
+
+
+def _canonical(node) -> str:
+    """ast.dump without the empty fields, which differ between Python versions (3.12 added type_params=[], 3.13
+    leaves empty fields out of ast.dump): the same code has one fingerprint on Python 3.10-3.13."""
+    if isinstance(node, ast.AST):
+        fields = ", ".join(f"{name}={_canonical(value)}" for name, value in ast.iter_fields(node)
+                           if value is not None and value != [])
+        return f"{type(node).__name__}({fields})"
+    if isinstance(node, list):
+        return f"[{', '.join(_canonical(item) for item in node)}]"
+    return repr(node)
 
 
 def source_fingerprint(*paths: str | Path, root: Path = PACKAGE) -> str:
@@ -134,14 +147,24 @@ def environment() -> dict:
     for name in VERSIONED:
         try:
             versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
+        except PackageNotFoundError:  # installed under another distribution name (e.g. xgboost-cpu)
+            versions[name] = _module_version(name)
     # Which kernels run decides the last bits of every product: bf16 matmuls (oneDNN), the rest (ATen's dispatch);
     # where a GPU is visible, device="auto" (every paper run's) trains and predicts there, so it leads the entry.
     kernels = f"{bf16_kernels()} / {torch.backends.cpu.get_cpu_capability()}"
     gpu = accelerator()
     versions["cpu_kernels"] = f"{gpu}, cpu {kernels}" if gpu else kernels
     return versions
+
+
+def _module_version(name: str) -> str | None:
+    """The importable module's own __version__ (None where it is not installed)."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(MODULES.get(name, name)), "__version__", None)
+    except ImportError:
+        return None
 
 
 def accelerator() -> str | None:

@@ -91,3 +91,25 @@ def test_a_visible_gpu_leads_the_kernels_entry(monkeypatch):
     assert accelerator() == "cuda NVIDIA H200 (sm_90, CUDA 13.0)"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert accelerator() is None
+
+
+def test_a_fingerprint_ignores_the_empty_fields_python_versions_add(tmp_path):
+    # Python 3.12 added FunctionDef.type_params (empty here) and 3.13 drops empty fields from ast.dump: with ast.dump
+    # the same learner hashed 87b51fb8e3edcf4b on 3.10-3.11, fae90a2a95357c2b on 3.12 and 40a8de8ec9dcf366 on 3.13,
+    # so a user on 3.12 saw every committed row as stale
+    import ast
+
+    from liftnb.cache import _canonical, source_fingerprint
+
+    tree = ast.parse("def f(x):\n    return x\n")
+    plain = _canonical(tree)
+    tree.body[0].type_params = []  # what 3.12 parses; extra empty fields must not change the text
+    tree.body[0].returns = None
+    assert _canonical(tree) == plain and "type_params" not in plain
+    module = tmp_path / "m.py"
+    module.write_text("def f(x):\n    return x\n")
+    plain = source_fingerprint("m.py", root=tmp_path)
+    module.write_text('def f(x):\n    """Doc."""\n    return x  # why\n')
+    assert source_fingerprint("m.py", root=tmp_path) == plain
+    module.write_text("def f(x):\n    return None\n")
+    assert source_fingerprint("m.py", root=tmp_path) != plain

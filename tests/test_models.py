@@ -110,3 +110,18 @@ def test_an_embedded_tokenizer_read_differently_names_the_transformers_to_instal
     with pytest.raises(ModelLoadError, match=r"end token '<\|im_start\|>', special tokens added to prompts: True\); "
                                              r"liftnb needs transformers>=5.18: pip install -U 'transformers>=5.18'"):
         models._check_embedded_tokenizer(_OldTokenizer())
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "0"), ("1", "1")])
+def test_hub_kernels_are_off_unless_the_user_turns_them_on(preset, expected):
+    # on a GPU, transformers fetches them from the hub at model.train(): offline (an H200, 2026-12-04) every fit failed
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "USE_HUB_KERNELS"}
+    if preset is not None:
+        env["USE_HUB_KERNELS"] = preset
+    shown = subprocess.run([sys.executable, "-c", "import os, liftnb; print(os.environ['USE_HUB_KERNELS'])"],
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert shown == expected
