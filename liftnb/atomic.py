@@ -27,8 +27,13 @@ def atomic_folder(target: Path):
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file beside it, renamed over it in one step."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file beside it, renamed over it in one step."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
+    temporary.write_bytes(data)
     os.replace(temporary, path)

@@ -75,6 +75,23 @@ def test_mean_pairwise_mse_is_the_spread_within_groups():
     assert half_image.mean_pairwise_mse([same, apart, apart[:1]], 2) == pytest.approx((0 + 8 / 3) / 2)  # a lone image has no pair
 
 
+def test_the_completion_grid_draws_every_row_and_image_at_its_pixel_values():
+    import matplotlib
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(0)
+    images = lambda: rng.integers(0, 10, (3, 16)).tolist()  # noqa: E731  3 images of 4x4 levels
+    run = {"metrics": {"side": 4}, "labels": [7, 1, 2], "original": images(), "blank_bottom": images(),
+           "lift": images(), "lift_samples": rng.integers(0, 10, (3, 2, 16)).tolist(), "class_mean": images(),
+           "nearest_neighbour": images()}
+    fig = half_image.completion_grid(run, "title", shown=10)
+    axes = np.asarray(fig.axes).reshape(7, 3)  # original, top half, greedy, 2 samples, class mean, neighbour
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["original", "top half given", "LIFT greedy", "LIFT sample 1",
+                                                      "LIFT sample 2", "class mean", "nearest neighbour"]
+    assert [ax.get_title() for ax in axes[0]] == ["7", "1", "2"]
+    drawn = axes[3, 1].get_images()[0].get_array()
+    assert np.array_equal(drawn, np.asarray(run["lift_samples"])[1, 0].reshape(4, 4))
+
+
 def test_icl_prompt_lists_the_examples_before_the_query(monkeypatch):
     from liftnb import datasets
 

@@ -444,9 +444,25 @@ def test_cached_piece_computes_once_and_writes_provenance_in_full(tmp_path, monk
     written = pd.read_csv(tmp_path / "half_image_full.csv")
     assert len(written) == 1 and written["mse"].iloc[0] == 1.5
     assert {"git_commit", "date", "run_seconds", "profile"} <= set(written.columns)
+    piece = results.committed_piece("half_image", "digits")  # the figures' data is committed beside the row
+    assert piece["figure"] == [1, 2] and piece["metrics"] == {"mse": 1.5} and not piece["stale"]
+    assert piece["source"].startswith(f"digits.json.gz @ {first['provenance']['git_commit']}")
+    written_bytes = results.piece_path("half_image", "digits").read_bytes()
+    runs.cached_piece("half_image", "full", "digits", {"k": 1}, compute, "paper/half_image.py", cache=cache,
+                      log=lambda *_: 0)
+    assert results.piece_path("half_image", "digits").read_bytes() == written_bytes  # a rewrite changes no byte
+    assert results.committed_piece("half_image", "mnist14") is None
     runs.cached_piece("half_image", "quick", "digits", {"k": 2}, compute, "paper/half_image.py", cache=cache,
                       log=lambda *_: 0)
     assert not (tmp_path / "half_image_quick.csv").exists()  # quick runs leave results/ alone
+    assert [p.name for p in (tmp_path / "half_image_full").iterdir()] == ["digits.json.gz"]
+
+
+def test_a_stale_committed_piece_says_so(tmp_path):
+    results.write_piece({"metrics": {}, "provenance": {"learner_code": "0" * 16, "git_commit": "abc1234"}},
+                        results.piece_path("half_image", "digits", tmp_path))
+    piece = results.committed_piece("half_image", "digits", tmp_path)
+    assert piece["stale"] and piece["source"] == "digits.json.gz @ abc1234 (stale: learner changed since)"
 
 
 def test_notebooks_assert_on_this_checkouts_runs_and_show_committed_rows_apart(tmp_path, monkeypatch):

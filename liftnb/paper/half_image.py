@@ -238,3 +238,29 @@ def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> 
     key = {"experiment": "half_image", "set": options, "n_train": n_train, "n_val": n_val, "n_test": n_test,
            "fit_config": asdict(FitConfig(epochs=epochs)), "samples": asdict(Sampling(n=SAMPLES[profile], seed=0))}
     return cached_piece("half_image", profile, name, key, compute, "paper/half_image.py", cache=cache, log=log)
+
+
+def completion_grid(run: dict, title: str, shown: int = 10):
+    """The figure of a run's test images: original, top half given, LIFT's greedy and sampled completions and the
+    two baselines, one column an image, the given half above a red line."""
+    import matplotlib.pyplot as plt
+
+    side = int(run["metrics"]["side"])
+    shown = min(shown, len(run["labels"]))
+    samples = np.asarray(run["lift_samples"])
+    rows = {"original": run["original"], "top half given": run["blank_bottom"], "LIFT greedy": run["lift"],
+            **{f"LIFT sample {k + 1}": samples[:, k] for k in range(samples.shape[1])},
+            "class mean": run["class_mean"], "nearest neighbour": run["nearest_neighbour"]}
+    fig, axes = plt.subplots(len(rows), shown, figsize=(shown * 0.9, len(rows) * 0.95), squeeze=False)
+    for r, (name, images) in enumerate(rows.items()):
+        for c in range(shown):
+            ax = axes[r, c]
+            ax.imshow(np.asarray(images[c], dtype=float).reshape(side, side), cmap="gray_r", vmin=0, vmax=9)
+            ax.axhline(side / 2 - 0.5, color="C3", lw=0.6)
+            ax.set_xticks([]); ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+            if r == 0:
+                ax.set_title(str(run["labels"][c]), fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return fig

@@ -73,6 +73,12 @@ def committed(experiment: str) -> pd.DataFrame:
     return results_files.committed(experiment)
 
 
+def committed_piece(experiment: str, piece: str) -> dict | None:
+    """A committed full-profile piece of notebooks 08-10 with its figures' data (results/<experiment>_full/), its
+    provenance in `source` and `stale`; None where none was committed."""
+    return results_files.committed_piece(experiment, piece)
+
+
 def planned_full_runs(experiment: str) -> dict[str, list[tuple[str, str, int]]]:
     """(dataset or piece, variant, seed) of every full-profile run, per results file the experiment writes."""
     if experiment in TABLES:

@@ -2,12 +2,14 @@
 committed full-profile rows with their provenance and whether the learner that made them is still the current one."""
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from .. import paths
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_bytes, atomic_write_text
 from ..cache import learner_code
 
 RESULTS_DIR = paths.results_dir()  # $LIFTNB_RESULTS, the checkout's results/, or ./results (never site-packages)
@@ -48,10 +50,39 @@ def committed(experiment: str, folder: Path | None = None) -> pd.DataFrame:
     table["stale"] = recorded != learner_code()
     commits = table["git_commit"] if "git_commit" in table else pd.Series("unknown", index=table.index)
     kernels = table["cpu_kernels"] if "cpu_kernels" in table else pd.Series(None, index=table.index, dtype=object)
-    table["source"] = [f"{path.name} @ {commit}" + (f" on {kernel}" if isinstance(kernel, str) else "")
-                       + (" (stale: learner changed since)" if stale else "")
+    table["source"] = [_source(path, commit, kernel, stale)
                        for commit, kernel, stale in zip(commits, kernels, table["stale"])]
     return table
+
+
+def _source(path: Path, commit, kernel, stale: bool) -> str:
+    """Where a committed result came from, in words: file, commit, kernels, and whether its learner is stale."""
+    return (f"{path.name} @ {commit}" + (f" on {kernel}" if isinstance(kernel, str) else "")
+            + (" (stale: learner changed since)" if stale else ""))
+
+
+def piece_path(experiment: str, piece: str, folder: Path | None = None) -> Path:
+    """Where a full-profile piece's whole result (its figures' data too) is committed, beside its metrics row."""
+    return Path(folder or RESULTS_DIR) / f"{experiment}_full" / f"{piece}.json.gz"
+
+
+def write_piece(result: dict, path: Path) -> None:
+    """A piece's result as gzipped JSON, byte-identical for an identical result (no timestamp in the gzip header)."""
+    atomic_write_bytes(path, gzip.compress(json.dumps(result, sort_keys=True).encode(), mtime=0))
+
+
+def committed_piece(experiment: str, piece: str, folder: Path | None = None) -> dict | None:
+    """A committed full-profile piece (metrics, figure data, provenance) with `source` and `stale` as committed()
+    gives them for rows; None where none was committed."""
+    path = piece_path(experiment, piece, folder)
+    if not path.exists():
+        return None
+    result = json.loads(gzip.decompress(path.read_bytes()))
+    recorded = result.get("provenance", {})
+    result["stale"] = recorded.get("learner_code") != learner_code()
+    result["source"] = _source(path, recorded.get("git_commit", "unknown"), recorded.get("cpu_kernels"),
+                               result["stale"])
+    return result
 
 
 def status(experiment: str, planned: list[tuple[str, str, int]], folder: Path | None = None) -> pd.DataFrame:

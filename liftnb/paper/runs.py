@@ -20,7 +20,7 @@ from ..finetune import Callback
 from ..models import EMBEDDED, model_identity
 from ..templates import Template
 from . import figures, perturb
-from .results import results_path, write_results
+from .results import piece_path, results_path, write_piece, write_results
 
 RUNNER = ("paper/runs.py", "paper/figures.py", "paper/perturb.py", "paper/results.py")  # code every run goes through
 PROVENANCE = ["experiment", "dataset", "variant", "seed", "profile", "model", "epochs", "train_layers", "n_rows",
@@ -204,6 +204,8 @@ def cached_piece(experiment: str, profile: str, piece: str, key: dict, compute, 
         row = pd.DataFrame([{"dataset": piece, "variant": "", "seed": key.get("seed", 0), **result["provenance"],
                              **result["metrics"]}])
         write_results(row, results_path(experiment, profile))
+        # the figures' data too, so a reader sees a full run's pictures, not only its numbers, without rerunning it
+        write_piece(result, piece_path(experiment, piece))
     return result
 
 
