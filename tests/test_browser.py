@@ -72,19 +72,54 @@ def jupyterlab(tmp_path):
         server.kill()
 
 
-def _run_all_cells(page, attempts: int = 4) -> None:
-    """Run > Run All Cells from the menu bar, retried until the first cell starts ([*] or [1])."""
+def _dismiss_dialogs(page) -> list[str]:
+    """Close any JupyterLab dialog and return what each said; a kernel chooser gets Python 3, not its "No Kernel"."""
+    said = []
+    for dialog in page.locator(".jp-Dialog").all():
+        if not dialog.is_visible():
+            continue
+        said.append(" ".join(dialog.inner_text().split()))
+        chooser = dialog.locator("select")
+        if chooser.count():
+            python = [o for o in chooser.first.locator("option").all_inner_texts() if o.startswith("Python 3")]
+            if python:
+                chooser.first.select_option(label=python[0])
+        accept = dialog.locator(".jp-Dialog-button.jp-mod-accept")
+        (accept.first.click() if accept.count() else page.keyboard.press("Escape"))
+    return said
+
+
+def _wait_for_kernel(page, timeout: float = 90) -> list[str]:
+    """Wait until the notebook's kernel is Python 3 and idle, answering the kernel chooser JupyterLab may open first."""
+    # the chooser opens when the notebook is shown before the kernel specs have loaded (a race seen in 2 runs of 10)
+    dialogs, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        dialogs += _dismiss_dialogs(page)
+        ready = page.evaluate(
+            "() => (document.querySelector('.jp-Toolbar-kernelName')?.innerText || '').startsWith('Python 3') && "
+            "document.querySelector(\".jp-Notebook-ExecutionIndicator[data-status='idle']\") !== null")
+        if ready:
+            return dialogs
+        time.sleep(0.5)
+    raise AssertionError(f"the notebook never had an idle Python 3 kernel; dialogs closed: {dialogs}")
+
+
+def _run_all_cells(page, attempts: int = 4) -> list[str]:
+    """Run > Run All Cells from the menu bar, retried until a cell has started; returns the dialogs closed on the way."""
+    started = ("() => document.querySelector('.jp-OutputArea-output') !== null || [...document.querySelectorAll("
+               "'.jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.innerText))")
+    dialogs = []
     for _ in range(attempts):
+        dialogs += _dismiss_dialogs(page)
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         try:
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.innerText))",
-                timeout=20_000)
-            return
-        except Exception:  # noqa: BLE001 - the app was not ready for the click; try again
+            page.wait_for_function(started, timeout=20_000)
+            return dialogs
+        except Exception:  # noqa: BLE001 - the app was not ready for the click, or a dialog opened; try again
             page.keyboard.press("Escape")
-    raise AssertionError("JupyterLab never started running the notebook's cells")
+            dialogs += _dismiss_dialogs(page)
+    raise AssertionError(f"JupyterLab never started running the notebook's cells; dialogs closed: {dialogs}")
 
 
 def test_template_builder_and_live_figure_in_jupyterlab(jupyterlab):
@@ -99,8 +134,7 @@ def test_template_builder_and_live_figure_in_jupyterlab(jupyterlab):
         try:
             page.goto(url)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-            _run_all_cells(page)
+            print("dialogs closed before the cells ran:", _wait_for_kernel(page) + _run_all_cells(page))
             question = page.locator("input[placeholder=\"(the paper's question)\"]")
             question.wait_for(timeout=120_000)
             preview = page.locator(".widget-html-content", has_text="###").first
