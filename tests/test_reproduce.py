@@ -493,6 +493,28 @@ def test_notebooks_assert_on_this_checkouts_runs_and_show_committed_rows_apart(t
     assert "classification stale: iris seeds [1, 2]" in report and "classification missing: wine seeds [0, 1, 2]" in report
 
 
+def test_the_overview_of_committed_rows_names_where_each_was_computed(tmp_path):
+    from liftnb.cache import learner_code
+
+    rows = pd.DataFrame({
+        "dataset": ["linear"] * 4 + ["iris"] * 4, "variant": ["outliers 5%"] * 4 + ["clean"] * 4,
+        "seed": [0, 0, 1, 1] * 2, "method": ["lift", "polynomial"] * 2 + ["lift_score", "knn"] * 2,
+        "rae": [0.2, 0.1, 0.4, 0.3, None, None, None, None],
+        "accuracy": [None] * 4 + [1.0, 0.9, 0.8, 0.9],
+        "git_commit": ["abc1234"] * 6 + ["def5678"] * 2, "learner_code": [learner_code()] * 7 + ["0ld"],
+        "cpu_kernels": ["cuda H200"] * 8})
+    rows.to_csv(tmp_path / "robustness_full.csv", index=False)
+    full = results.committed("robustness", tmp_path)
+    table = reproduce.committed_overview(full, lambda d, v, g: "rae" if (g["method"] == "lift").any() else "accuracy")
+    linear, iris = table.loc[("linear", "outliers 5%")], table.loc[("iris", "clean")]
+    assert (linear["metric"], linear["best is"], linear["seeds"], linear["stale"]) == ("rae", "polynomial", 2, "0 of 4 rows")
+    assert (linear["LIFT"], linear["best baseline"]) == (pytest.approx(0.3), pytest.approx(0.2))  # lower RAE is better
+    assert linear["computed"] == "abc1234 on cuda H200"  # the file name is dropped, the commit and device kept
+    assert (iris["LIFT"], iris["best is"], iris["stale"]) == (pytest.approx(0.9), "knn", "1 of 4 rows")
+    assert iris["computed"] == ("abc1234 on cuda H200; def5678 on cuda H200; "
+                                "def5678 on cuda H200 (stale: learner changed since)")
+
+
 def test_merging_a_run_rewrites_the_other_rows_digit_for_digit(tmp_path):
     path = tmp_path / "classification_full.csv"
     values = [-0.0008213012533551331, 0.005921680000028573, 0.1 + 0.2]  # pandas' fast parser loses their last bits

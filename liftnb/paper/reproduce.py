@@ -73,6 +73,33 @@ def committed(experiment: str) -> pd.DataFrame:
     return results_files.committed(experiment)
 
 
+NOT_BASELINES = ["lift", "lift_score", "lift_generate", "majority", "mean"]  # methods a best baseline is not
+LOWER_IS_BETTER = {"rae", "rmse"}
+
+
+def committed_overview(full: pd.DataFrame, metric="accuracy") -> pd.DataFrame:
+    """Committed rows per (data set, variant): LIFT's mean over seeds beside the best baseline's, how many rows are
+    stale, and where they were computed (commit, kernels or GPU). `metric` is a column name or a function of
+    (dataset, variant, rows) that returns one."""
+    overview = []
+    for (dataset, variant), rows in full.groupby(["dataset", "variant"], sort=False):
+        name = metric(dataset, variant, rows) if callable(metric) else metric
+        means = rows.groupby("method")[name].mean()
+        others = means.drop(NOT_BASELINES, errors="ignore").dropna()
+        best = (others.idxmin() if name in LOWER_IS_BETTER else others.idxmax()) if len(others) else None
+        overview.append({"dataset": dataset, "variant": variant, "metric": name, "seeds": rows["seed"].nunique(),
+                         "LIFT": means.get("lift_score", means.get("lift")),
+                         "best baseline": others.get(best), "best is": best,
+                         "stale": f"{int(rows['stale'].sum())} of {len(rows)} rows",
+                         "computed": computed_where(rows)})
+    return pd.DataFrame(overview).set_index(["dataset", "variant"])
+
+
+def computed_where(rows: pd.DataFrame) -> str:
+    """The distinct provenances of some committed rows, without the file name committed() starts each with."""
+    return "; ".join(rows["source"].str.split(" @ ", n=1).str[-1].unique())
+
+
 def committed_piece(experiment: str, piece: str) -> dict | None:
     """A committed full-profile piece of notebooks 08-10 with its figures' data (results/<experiment>_full/), its
     provenance in `source` and `stale`; None where none was committed."""
