@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -118,7 +119,7 @@ def test_list_prints_the_pieces_of_notebooks_08_to_10_without_running_them(capsy
     assert "mnist14: 1500 training, 100 validation and 100 test images" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         reproduce.main(["half_image", "--seeds", "1"])
-    assert "--datasets, --seeds and --variants apply to the table experiments" in capsys.readouterr().err
+    assert "--datasets, --seeds, --variants and --jobs apply to the table experiments" in capsys.readouterr().err
 
 
 def test_command_prints_the_regression_summary_in_rae(tmp_path, monkeypatch, capsys):
@@ -213,6 +214,62 @@ def _fake_execute(calls):
             table.insert(0, column, value)
         return table, {"figure": run.dataset}
     return execute
+
+
+# a child process of run_in_processes: the fake execute (a failure for TAE), then the real command line
+CHILD = """
+import os, sys
+import pandas as pd
+from liftnb.paper import reproduce, runs
+def execute(run, profile, data=None, partial=None):
+    if run.dataset == "tae":
+        raise RuntimeError("out of memory on tae")
+    open(os.path.join(os.environ["LIFTNB_RESULTS"] + ".ran"), "w").write(run.dataset)
+    return pd.DataFrame({"method": ["lift_score", "logreg"], "accuracy": [0.9, 0.8], "dataset": run.dataset,
+                         "seed": run.seed, "git_commit": "abc", "run_seconds": 7.0}), {}
+runs.execute = execute
+reproduce.main(sys.argv[1:])
+"""
+
+
+def test_runs_in_processes_share_the_cache_and_one_writer_merges_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LIFTNB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(runs, "execute", lambda *a: pytest.fail("the parent must not compute a run itself"))
+    command = lambda experiment, profile, item: [sys.executable, "-c", CHILD,
+                                                 *reproduce.run_command(experiment, profile, item)[3:]]
+    chosen = reproduce.select("classification", "quick", ["iris", "tae", "moons"])
+    lines = []
+    finished = reproduce.run_in_processes("classification", "quick", chosen, jobs=2, command=command,
+                                          log=lines.append)
+    assert [r.dataset for r in finished] == ["moons", "iris"]  # in the plan's order
+    failure = next(line for line in lines if line.startswith("FAILED"))
+    assert "tae seed 0" in failure and "out of memory on tae" in failure  # its log's end, in the parent's log
+    scratch = Path(lines[-1].split(" are in ")[1])
+    assert sorted(p.read_text() for p in scratch.glob("*.ran")) == ["iris", "moons"]  # one results folder each
+    assert not (tmp_path / "results").exists()  # no process wrote the real results file
+    collected = runs.run_all(finished, "quick", "classification", log=lambda *_: 0)  # served from the shared cache
+    assert set(collected["dataset"]) == {"iris", "moons"} and (collected["run_seconds"] == 7.0).all()
+    written = pd.read_csv(tmp_path / "results" / "classification_quick.csv")
+    assert sorted(written["dataset"].unique()) == ["iris", "moons"]
+
+
+def test_the_command_line_of_one_run_selects_exactly_it():
+    chosen = [("robustness", item) for item in reproduce.plan("robustness", "full")[:12]]  # "outliers 5%", ...
+    for experiment, item in [*chosen, ("classification", reproduce.plan("classification", "full")[0])]:
+        args = reproduce.run_command(experiment, "full", item)
+        assert args[:3] == [sys.executable, "-m", "liftnb.paper"]
+        dataset, seed = args[args.index("--datasets") + 1], int(args[args.index("--seeds") + 1])
+        assert args[3] == experiment and args[args.index("--profile") + 1] == "full"
+        variants = [args[args.index("--variants") + 1]] if "--variants" in args else None
+        assert reproduce.select(experiment, "full", [dataset], [seed], variants) == [item]
+
+
+def test_jobs_is_refused_where_it_cannot_apply(capsys):
+    for argv in (["classification", "--jobs", "0"], ["icl_calibration", "--profile", "full", "--jobs", "4"]):
+        with pytest.raises(SystemExit):
+            reproduce.main(argv)
+    assert "--jobs must be at least 1" in capsys.readouterr().err
 
 
 def test_run_caches_each_piece_and_merges_the_results_file(tmp_path, monkeypatch):

@@ -21,7 +21,13 @@ profile every finished run is also merged into `results/<experiment>_full.csv`, 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -45,18 +51,67 @@ def plan(experiment: str, profile: str = "quick") -> list[Run]:
     return TABLES[experiment].plan(profile)
 
 
-def run(experiment: str, profile: str = "quick", datasets_: list[str] | None = None, seeds: list[int] | None = None,
-        cache: ResultsCache | None = None, results_folder=None, write_csv: bool = True, log=print,
-        variants: list[str] | None = None) -> pd.DataFrame:
-    """Every planned run (or the chosen data sets/seeds/variants), from the cache where finished; returns all rows."""
+def select(experiment: str, profile: str, datasets_: list[str] | None = None, seeds: list[int] | None = None,
+           variants: list[str] | None = None) -> list[Run]:
+    """The planned runs of the chosen data sets, seeds and variants (all where None); unknown names are an error."""
     planned = plan(experiment, profile)
     for chosen, field in ((datasets_, "dataset"), (variants, "variant")):
         unknown = set(chosen or ()) - {getattr(r, field) for r in planned}
         if unknown:
             raise ValueError(f"{sorted(unknown)} are not {field}s in the {profile} plan of {experiment!r}.")
-    runs = [r for r in planned if (datasets_ is None or r.dataset in datasets_) and (seeds is None or r.seed in seeds)
+    return [r for r in planned if (datasets_ is None or r.dataset in datasets_) and (seeds is None or r.seed in seeds)
             and (variants is None or r.variant in variants)]
+
+
+def run(experiment: str, profile: str = "quick", datasets_: list[str] | None = None, seeds: list[int] | None = None,
+        cache: ResultsCache | None = None, results_folder=None, write_csv: bool = True, log=print,
+        variants: list[str] | None = None) -> pd.DataFrame:
+    """Every planned run (or the chosen data sets/seeds/variants), from the cache where finished; returns all rows."""
+    runs = select(experiment, profile, datasets_, seeds, variants)
     return run_all(runs, profile, experiment, cache=cache, results_folder=results_folder, write_csv=write_csv, log=log)
+
+
+def run_command(experiment: str, profile: str, item: Run) -> list[str]:
+    """The command line that computes one planned run in a process of its own."""
+    return [sys.executable, "-m", "liftnb.paper", experiment, "--profile", profile, "--datasets", item.dataset,
+            "--seeds", str(item.seed), *(["--variants", item.variant] if item.variant else [])]
+
+
+def run_in_processes(experiment: str, profile: str, runs: list[Run], jobs: int, command=run_command,
+                     log=print) -> list[Run]:
+    """Each run in a process of its own, `jobs` at a time, all sharing the results cache; returns those that finished.
+
+    For a machine with room for several fits at once (one GPU holds eight 135M fits): each process writes its rows to
+    a scratch results folder, so no two processes rewrite one results file; the caller then collects the finished
+    runs from the cache into results/ (run_all, one writer). Never worth it on a 2-core CPU: fits share the cores."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"liftnb-{experiment}-"))
+    waiting, running, finished, failed = list(enumerate(runs)), {}, [], []
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            number, item = waiting.pop(0)
+            log_file = open(scratch / f"{number}.log", "w")
+            env = {**os.environ, "LIFTNB_RESULTS": str(scratch / str(number)), "PYTHONUNBUFFERED": "1"}
+            running[number] = (item, log_file, subprocess.Popen(command(experiment, profile, item), env=env,
+                                                                stdout=log_file, stderr=subprocess.STDOUT))
+        time.sleep(1)
+        for number, (item, log_file, process) in list(running.items()):
+            if process.poll() is None:
+                continue
+            log_file.close()
+            del running[number]
+            name = f"{item.dataset} {item.variant} seed {item.seed}".replace("  ", " ")
+            if process.returncode == 0:
+                finished.append(item)
+                log(f"finished {len(finished)} of {len(runs)}: {name}")
+            else:
+                failed.append(item)
+                tail = (scratch / f"{number}.log").read_text(errors="replace").splitlines()[-15:]
+                log(f"FAILED (exit {process.returncode}): {name}; the end of its log:\n" + "\n".join(tail))
+    if failed:
+        log(f"{len(failed)} of {len(runs)} runs failed; their logs are in {scratch}")
+    else:
+        shutil.rmtree(scratch)
+    return [item for item in runs if item in finished]
 
 
 def notebook_results(experiment: str, profile: str, log=print) -> pd.DataFrame:
@@ -175,6 +230,8 @@ def main(argv=None) -> None:
     parser.add_argument("--datasets", nargs="+")
     parser.add_argument("--seeds", nargs="+", type=int)
     parser.add_argument("--variants", nargs="+", help='e.g. "p=1" (regression) or "random init" (pretraining)')
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once, each in a process of its own (a GPU's room; never on a 2-core CPU)")
     parser.add_argument("--list", action="store_true", help="print the plan and exit")
     parser.add_argument("--status", action="store_true",
                         help="count the full-profile runs of results/ that are current, stale or missing")
@@ -195,18 +252,29 @@ def main(argv=None) -> None:
         if args.list:
             print("\n".join(piece_names(args.experiment, args.profile)))
             return
-        if args.datasets or args.seeds or args.variants:
-            parser.error(f"--datasets, --seeds and --variants apply to the table experiments, not {args.experiment!r}")
+        if args.datasets or args.seeds or args.variants or args.jobs != 1:
+            parser.error(f"--datasets, --seeds, --variants and --jobs apply to the table experiments, "
+                         f"not {args.experiment!r}")
         run_pieces(args.experiment, args.profile)
         if args.profile == "full":
-            print("written:", results_path(args.experiment, args.profile))
+            print("written:", ", ".join(str(results_path(name, "full")) for name in planned_full_runs(args.experiment)))
         return
     if args.list:
         for item in plan(args.experiment, args.profile):
             print(item.dataset, item.variant, "seed", item.seed, "rows", item.rows or "all", item.style,
                   dict(item.lift))
         return
-    results = run(args.experiment, args.profile, args.datasets, args.seeds, variants=args.variants)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    if args.jobs == 1:
+        results = run(args.experiment, args.profile, args.datasets, args.seeds, variants=args.variants)
+    else:
+        chosen = select(args.experiment, args.profile, args.datasets, args.seeds, args.variants)
+        finished = run_in_processes(args.experiment, args.profile, chosen, args.jobs)
+        results = run_all(finished, args.profile, args.experiment)  # from the cache the processes filled
+        if len(finished) < len(chosen):
+            print(summary(results).to_string() if len(results) else "no run finished")
+            sys.exit(1)
     print(summary(results).to_string())
     print("written:", results_path(args.experiment, args.profile))
 
