@@ -86,27 +86,32 @@ def run_in_processes(experiment: str, profile: str, runs: list[Run], jobs: int, 
     runs from the cache into results/ (run_all, one writer). Never worth it on a 2-core CPU: fits share the cores."""
     scratch = Path(tempfile.mkdtemp(prefix=f"liftnb-{experiment}-"))
     waiting, running, finished, failed = list(enumerate(runs)), {}, [], []
-    while waiting or running:
-        while waiting and len(running) < jobs:
-            number, item = waiting.pop(0)
-            log_file = open(scratch / f"{number}.log", "w")
-            env = {**os.environ, "LIFTNB_RESULTS": str(scratch / str(number)), "PYTHONUNBUFFERED": "1"}
-            running[number] = (item, log_file, subprocess.Popen(command(experiment, profile, item), env=env,
-                                                                stdout=log_file, stderr=subprocess.STDOUT))
-        time.sleep(1)
-        for number, (item, log_file, process) in list(running.items()):
-            if process.poll() is None:
-                continue
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                number, item = waiting.pop(0)
+                log_file = open(scratch / f"{number}.log", "w")
+                env = {**os.environ, "LIFTNB_RESULTS": str(scratch / str(number)), "PYTHONUNBUFFERED": "1"}
+                running[number] = (item, log_file, subprocess.Popen(command(experiment, profile, item), env=env,
+                                                                    stdout=log_file, stderr=subprocess.STDOUT))
+            time.sleep(1)
+            for number, (item, log_file, process) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                log_file.close()
+                del running[number]
+                name = f"{item.dataset} {item.variant} seed {item.seed}".replace("  ", " ")
+                if process.returncode == 0:
+                    finished.append(item)
+                    log(f"finished {len(finished)} of {len(runs)}: {name}")
+                else:
+                    failed.append(item)
+                    tail = (scratch / f"{number}.log").read_text(errors="replace").splitlines()[-15:]
+                    log(f"FAILED (exit {process.returncode}): {name}; the end of its log:\n" + "\n".join(tail))
+    finally:  # an interrupted parent (Ctrl-C) takes its processes with it
+        for _, log_file, process in running.values():
+            process.terminate()
             log_file.close()
-            del running[number]
-            name = f"{item.dataset} {item.variant} seed {item.seed}".replace("  ", " ")
-            if process.returncode == 0:
-                finished.append(item)
-                log(f"finished {len(finished)} of {len(runs)}: {name}")
-            else:
-                failed.append(item)
-                tail = (scratch / f"{number}.log").read_text(errors="replace").splitlines()[-15:]
-                log(f"FAILED (exit {process.returncode}): {name}; the end of its log:\n" + "\n".join(tail))
     if failed:
         log(f"{len(failed)} of {len(runs)} runs failed; their logs are in {scratch}")
     else:
