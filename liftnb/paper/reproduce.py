@@ -271,17 +271,14 @@ def main(argv=None) -> None:
         return
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
-    if args.jobs == 1:
-        results = run(args.experiment, args.profile, args.datasets, args.seeds, variants=args.variants)
-    else:
-        chosen = select(args.experiment, args.profile, args.datasets, args.seeds, args.variants)
-        finished = run_in_processes(args.experiment, args.profile, chosen, args.jobs)
-        results = run_all(finished, args.profile, args.experiment)  # from the cache the processes filled
-        if len(finished) < len(chosen):
-            print(summary(results).to_string() if len(results) else "no run finished")
-            sys.exit(1)
-    print(summary(results).to_string())
+    chosen = select(args.experiment, args.profile, args.datasets, args.seeds, args.variants)
+    # with --jobs, the runs go to processes of their own and run_all then collects them from the cache they filled
+    finished = chosen if args.jobs == 1 else run_in_processes(args.experiment, args.profile, chosen, args.jobs)
+    results = run_all(finished, args.profile, args.experiment)
+    print(summary(results).to_string() if len(results) else "no run finished")
     print("written:", results_path(args.experiment, args.profile))
+    if len(finished) < len(chosen):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
