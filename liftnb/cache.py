@@ -178,10 +178,13 @@ def accelerator() -> str | None:
 
 
 class ResultsCache:
-    """JSON results on disk under `folder` (default ~/.cache/liftnb/results), written atomically."""
+    """JSON results on disk under `folder` (default ~/.cache/liftnb/results), written atomically; with
+    refresh=True every result is computed again and overwrites the stored one (e.g. where a file the result
+    goes with, such as a saved model, is gone)."""
 
-    def __init__(self, folder: str | Path | None = None):
+    def __init__(self, folder: str | Path | None = None, refresh: bool = False):
         self.folder = Path(folder) if folder is not None else cache_dir() / "results"
+        self.refresh = refresh
 
     def path(self, key: dict) -> Path:
         return self.folder / f"{fingerprint(key)[:32]}.json"
@@ -194,7 +197,7 @@ class ResultsCache:
     def get(self, key: dict) -> dict | None:
         """The stored result for this key, or None."""
         path = self.path(key)
-        if not path.exists():
+        if self.refresh or not path.exists():
             return None
         try:
             return json.loads(path.read_text())["result"]

@@ -8,7 +8,7 @@
     python -m liftnb.paper classification --table                   # the committed table, as the README shows it
 
 Experiments (notebooks): classification (02), boundaries (03), regression (04), robustness (05), feature_names (06),
-pretraining (07), half_image (08), two_stage (09), icl_calibration (10); sweep: the learner's defaults chosen on
+pretraining (07), half_image (08), two_stage (09), icl_calibration (10), own_data (11), imputation (12); sweep: the learner's defaults chosen on
 validation data (README, "How the defaults were chosen").
 
 Each run is cached by everything that determines it (data, every resolved setting, model, library versions and
@@ -32,14 +32,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..cache import ResultsCache
-from . import (boundaries, classification, feature_names, half_image, icl_calibration, pretraining, regression,
-               results as results_files, robustness, sweep, two_stage)
+from . import (boundaries, classification, feature_names, half_image, icl_calibration, imputation_study, own_data,
+               pretraining, regression, results as results_files, robustness, sweep, two_stage)
 from .results import results_path, summary
 from .runs import PROFILES, Run, run_all
 
 TABLES = {"classification": classification, "boundaries": boundaries, "regression": regression,
           "robustness": robustness, "feature_names": feature_names, "pretraining": pretraining, "sweep": sweep}
-PIECES = ("half_image", "two_stage", "icl_calibration")  # experiments made of cached pieces (notebooks 08-10)
+# experiments made of cached pieces (notebooks 08-12)
+PIECES = ("half_image", "two_stage", "icl_calibration", "own_data", "imputation")
 
 
 def plan(experiment: str, profile: str = "quick") -> list[Run]:
@@ -179,6 +180,10 @@ def planned_full_runs(experiment: str) -> dict[str, list[tuple[str, str, int]]]:
     if experiment == "icl_calibration":
         return {"icl": [(f"{name} k={k}", "", 0) for name, k in icl_calibration.ICL_SETS["full"].items()],
                 "calibration": [(icl_calibration.calibration_piece("full"), "", 0)]}
+    if experiment == "own_data":
+        return {"own_data": [(own_data.piece_name(seed), "", seed) for seed in own_data.SEEDS["full"]]}
+    if experiment == "imputation":
+        return {"imputation": [(imputation_study.piece_name(seed), "", seed) for seed in imputation_study.SEEDS["full"]]}
     raise ValueError(f"Unknown experiment {experiment!r}.")
 
 
@@ -198,7 +203,7 @@ def status_report(table: pd.DataFrame) -> str:
 
 
 def run_pieces(experiment: str, profile: str) -> None:
-    """The experiments of notebooks 08-10, made of cached pieces rather than LIFT-vs-baselines tables."""
+    """The experiments of notebooks 08-12, made of cached pieces rather than LIFT-vs-baselines tables."""
     if experiment == "half_image":
         for name in half_image.image_sets(profile):
             half_image.half_image_run(name, profile)
@@ -209,6 +214,12 @@ def run_pieces(experiment: str, profile: str) -> None:
         for name, k in icl_calibration.ICL_SETS[profile].items():
             icl_calibration.icl_run(name, k, profile)
         icl_calibration.calibration_run(profile)
+    elif experiment == "own_data":
+        for seed in own_data.SEEDS[profile]:
+            own_data.penguins_run(seed, profile)
+    elif experiment == "imputation":
+        for seed in imputation_study.SEEDS[profile]:
+            imputation_study.imputation_run(seed, profile)
     else:
         raise ValueError(f"Unknown experiment {experiment!r}.")
 
@@ -225,6 +236,13 @@ def piece_names(experiment: str, profile: str) -> list[str]:
         return [*(f"icl {name} k={k}: in context vs LIFT on the same k"
                   for name, k in icl_calibration.ICL_SETS[profile].items()),
                 f"calibration: notebook 02's run of {icl_calibration.calibration_piece(profile)} rows, seed 0"]
+    if experiment == "own_data":
+        return [f"{own_data.piece_name(seed)}: LIFT ({' and '.join(own_data.MODES)}) beside the baselines, {own_data.FIT}"
+                for seed in own_data.SEEDS[profile]]
+    if experiment == "imputation":
+        return [f"{imputation_study.piece_name(seed)}: LIFT, the column mean/mode and {imputation_study.NEIGHBOURS} "
+                f"nearest neighbours fill {imputation_study.HIDDEN_PER_ROW} hidden cells a test row, "
+                f"{imputation_study.BUDGET[profile]}" for seed in imputation_study.SEEDS[profile]]
     raise ValueError(f"Unknown experiment {experiment!r}.")
 
 
