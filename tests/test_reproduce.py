@@ -331,15 +331,48 @@ def test_the_gap_to_the_paper_counts_only_sets_it_reports_with_enough_seeds():
     assert classification.cpu_hours(frame) == pytest.approx(11 * 0.5)
 
 
+def fake_git(heads, changes):
+    """subprocess.run answering git rev-parse with the next of `heads` and git status with the next of `changes`."""
+    def run(command, **kwargs):
+        return type("Done", (), {"stdout": next(heads if "rev-parse" in command else changes) + "\n"})()
+    return run
+
+
 def test_the_recorded_commit_is_the_one_the_process_started_from(monkeypatch):
-    heads = iter(["aaaaaaa", "bbbbbbb"])
-    monkeypatch.setattr(runs.subprocess, "run", lambda *a, **k: type("Done", (), {"stdout": next(heads) + "\n"})())
+    monkeypatch.setattr(runs.subprocess, "run", fake_git(iter(["aaaaaaa", "bbbbbbb"]), iter(["", ""])))
     runs.git_commit.cache_clear()
     try:
         first = runs.provenance()["git_commit"]
         assert first == "aaaaaaa" and runs.provenance()["git_commit"] == first  # HEAD moved to bbbbbbb meanwhile
     finally:
         runs.git_commit.cache_clear()
+
+
+def test_a_commit_that_lacks_the_code_that_ran_is_marked_dirty(monkeypatch):
+    monkeypatch.setattr(runs.subprocess, "run", fake_git(iter(["aaaaaaa"]), iter([" M paper/runs.py"])))
+    runs.git_commit.cache_clear()
+    try:
+        assert runs.git_commit() == "aaaaaaa+dirty"
+    finally:
+        runs.git_commit.cache_clear()
+
+
+def test_a_piece_is_credited_to_the_commit_it_started_from(tmp_path, monkeypatch):
+    head = {"now": "aaaaaaa"}
+    monkeypatch.setattr(runs.subprocess, "run", lambda command, **k: type(
+        "Done", (), {"stdout": head["now"] if "rev-parse" in command else ""})())
+
+    def compute():
+        head["now"] = "bbbbbbb"  # a commit made while the piece computes
+        return {"metrics": {}}
+
+    runs.git_commit.cache_clear()
+    try:
+        result = runs.cached_piece("demo", "quick", "p", {}, compute, "paper/two_stage.py",
+                                   cache=ResultsCache(tmp_path), log=lambda *a: None)
+    finally:
+        runs.git_commit.cache_clear()
+    assert result["provenance"]["git_commit"] == "aaaaaaa"
 
 
 def test_the_committed_overview_shows_one_learner_per_set_and_names_the_other_seeds():

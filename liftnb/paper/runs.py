@@ -75,13 +75,18 @@ class Run:
 
 @functools.lru_cache(maxsize=None)
 def git_commit() -> str:
-    """The commit of the repository liftnb runs from when this process first asked ('unknown' outside git): read
-    once, so a commit made while a long run works is not credited with the code the process had already loaded."""
+    """The commit of the repository liftnb runs from when this process first asked ('unknown' outside git), with
+    "+dirty" where the package's files differ from it (that commit lacks some of the code that ran): read once, so a
+    commit made while a long run works is not credited with the code the process had already loaded."""
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", *arguments], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
+        head, changed = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--", ".")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return f"{head}+dirty" if changed else head
 
 
 def provenance(**fields) -> dict:
@@ -187,6 +192,7 @@ def cached_piece(experiment: str, profile: str, piece: str, key: dict, compute, 
     comes from the cache); in the full profile its metrics and provenance are merged into
     results/<experiment>_full.csv, one row per piece."""
     cache = cache or ResultsCache()
+    git_commit()  # pinned before the piece computes (up to hours), as run_all does
     started = time.perf_counter()
     code = code_fingerprint(module)
 
