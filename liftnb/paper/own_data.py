@@ -10,12 +10,11 @@ import numpy as np
 import pandas as pd
 
 from .. import datasets
-from ..cache import ResultsCache, environment, fingerprint
+from ..cache import ResultsCache
 from ..compare import compare, lift_estimator
-from ..models import model_identity
 from ..paths import data_dir
 from ..templates import Template
-from .runs import cached_piece, code_fingerprint
+from .runs import cached_piece, piece_key
 
 MODULE = "paper/own_data.py"
 CSV, TARGET = "penguins.csv", "species"
@@ -69,8 +68,8 @@ def penguins_run(seed: int, profile: str = "quick", template: Template | None = 
     cache = cache or ResultsCache()
     saved = None
     if seed == SAVED_SEED:
-        identity = [key, code_fingerprint(MODULE), environment(), model_identity()]
-        saved = Path(cache.folder) / "estimators" / f"own-data-{fingerprint(identity)[:16]}"
+        # named by the piece's cache entry, so a saved model belongs to exactly one stored result
+        saved = Path(cache.folder) / "estimators" / cache.path(piece_key(key, piece_name(seed), MODULE)).stem
         if not (saved / "estimator.pt").exists():  # the numbers and the model they came from go together
             cache = ResultsCache(cache.folder, refresh=True)
 

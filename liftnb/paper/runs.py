@@ -182,6 +182,13 @@ def run_all(runs: list[Run], profile: str, experiment: str, cache: ResultsCache 
     return results
 
 
+def piece_key(key: dict, piece: str, module: str) -> dict:
+    """A piece's whole cache key: its own key, its name, the code (the core's, the runner's and `module`'s), the
+    library versions and the model's identity."""
+    return {**key, "piece": piece, "code": code_fingerprint(module), "environment": environment(),
+            "model": model_identity()}
+
+
 def cached_piece(experiment: str, profile: str, piece: str, key: dict, compute, module: str,
                  cache: ResultsCache | None = None, log=print) -> dict:
     """One named piece of an experiment that is not a LIFT-vs-baselines table (notebooks 08-10).
@@ -194,16 +201,15 @@ def cached_piece(experiment: str, profile: str, piece: str, key: dict, compute, 
     cache = cache or ResultsCache()
     git_commit()  # pinned before the piece computes (up to hours), as run_all does
     started = time.perf_counter()
-    code = code_fingerprint(module)
+    full_key = piece_key(key, piece, module)
 
     def timed():
         result = compute()
         result["provenance"] = provenance(experiment=experiment, piece=piece, profile=profile)
-        result["provenance"].update(run_seconds=round(time.perf_counter() - started, 1), code=code,
+        result["provenance"].update(run_seconds=round(time.perf_counter() - started, 1), code=full_key["code"],
                                     learner_code=learner_code())
         return result
 
-    full_key = {**key, "piece": piece, "code": code, "environment": environment(), "model": model_identity()}
     result, cached = cache.get_or_compute(full_key, timed)
     log(f"{experiment}/{piece}: {'cached' if cached else f'{time.perf_counter() - started:.0f} s'}")
     if profile == "full":
