@@ -67,6 +67,41 @@ def test_half_image_generator_and_baselines_on_the_tiny_model():
     assert half_image.bottom_mse(levels[:3], np.hstack([levels[:3, :8], nn]), 8) == 0
 
 
+class _PixelsByTemperature:
+    """A stand-in generator: every sampled pixel equals round(10 * temperature) - 5, so a reader can tell them apart."""
+
+    def __init__(self):
+        self.calls = []
+
+    def complete(self, images, labels, sampling):
+        self.calls.append(sampling)
+        value = round(10 * sampling.temperature) - 5
+        return np.full((len(images), sampling.n, 4), value), None, None
+
+
+class _ReaderOf:
+    """A stand-in reader: right on an image whose pixels all equal `pixel`, wrong otherwise."""
+
+    def __init__(self, *pixels):
+        self.pixels = pixels
+
+    def score(self, flat, labels):
+        assert len(flat) == len(labels)
+        return float(np.mean([row[0] in self.pixels for row in flat]))
+
+
+def test_the_sampling_temperature_is_chosen_by_the_reader_on_validation_images_ties_to_the_higher():
+    images, labels = np.zeros((3, 4)), [0, 1, 0]
+    generator = _PixelsByTemperature()
+    best, accuracy = half_image.choose_temperature(generator, images, labels, _ReaderOf(0), samples=2,
+                                                   temperatures=(0.5, 0.75, 1.0))
+    assert best == 0.5 and accuracy == {0.5: 1.0, 0.75: 0.0, 1.0: 0.0}  # pixels 0, 3, 5
+    assert [(s.temperature, s.n, s.seed) for s in generator.calls] == [(0.5, 2, 0), (0.75, 2, 0), (1.0, 2, 0)]
+    best, accuracy = half_image.choose_temperature(_PixelsByTemperature(), images, labels, _ReaderOf(0, 5),
+                                                   samples=2, temperatures=(0.5, 0.75, 1.0))
+    assert best == 1.0 and accuracy[0.5] == accuracy[1.0] == 1.0  # a tie keeps the model's own distribution
+
+
 def test_mean_pairwise_mse_is_the_spread_within_groups():
     same = np.array([[1, 1, 5, 5], [2, 2, 5, 5]])  # bottoms (half = 2) identical: no spread
     apart = np.array([[0, 0, 0, 0], [0, 0, 2, 0], [0, 0, 0, 2]])  # per pair, mean squared differences 2, 2, 4
