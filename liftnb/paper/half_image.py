@@ -256,7 +256,8 @@ def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> 
                 "val_loss_per_epoch": [e["val_loss"] for e in history.epochs]}
 
     key = {"experiment": "half_image", "set": options, "n_train": n_train, "n_val": n_val, "n_test": n_test,
-           "fit_config": asdict(FitConfig(epochs=epochs)), "samples": asdict(Sampling(n=SAMPLES[profile], seed=0)), "temperatures": TEMPERATURES}
+           "fit_config": asdict(FitConfig(epochs=epochs)), "samples": asdict(Sampling(n=SAMPLES[profile], seed=0)),
+           "temperatures": TEMPERATURES}
     return cached_piece("half_image", profile, name, key, compute, "paper/half_image.py", cache=cache, log=log)
 
 
