@@ -294,6 +294,58 @@ def test_run_caches_each_piece_and_merges_the_results_file(tmp_path, monkeypatch
     assert calls == [("linear", 0)]  # p=2 and seeds 1, 2 left out
 
 
+def test_a_full_run_commits_its_figure_data_with_its_provenance_and_a_quick_one_does_not(tmp_path, monkeypatch):
+    from liftnb.cache import learner_code
+
+    fake = _fake_execute([])
+
+    def execute(run, profile, data=None, partial=None):
+        table, _ = fake(run, profile)
+        current = run.variant != "outliers 20%"  # the 20% run's figure data comes from an older learner
+        table = table.assign(learner_code=learner_code() if current else "0ld", cpu_kernels="avx512_core_bf16")
+        return table, {"figure": [run.dataset, run.seed]} if run.seed == 0 else {}  # seed 1: no figure data
+
+    monkeypatch.setattr(runs, "execute", execute)
+    cache = ResultsCache(tmp_path / "cache")
+    reproduce.run("robustness", "quick", datasets_=["linear"], cache=cache, results_folder=tmp_path, log=lambda *_: 0)
+    assert reproduce.committed_extras("robustness", tmp_path) == {}  # only the full profile commits results
+    reproduce.run("robustness", "full", datasets_=["linear"], seeds=[0, 1],
+                  variants=["outliers 0%", "outliers 5%", "outliers 20%"], cache=cache, results_folder=tmp_path,
+                  log=lambda *_: 0)
+    files = sorted(p.name for p in (tmp_path / "robustness_full").iterdir())
+    assert files == ["extras-linear-outliers-0pct-seed0.json.gz", "extras-linear-outliers-20pct-seed0.json.gz",
+                     "extras-linear-outliers-5pct-seed0.json.gz"]
+    found = reproduce.committed_extras("robustness", tmp_path)
+    assert list(found) == [("linear", "outliers 0%", 0), ("linear", "outliers 5%", 0), ("linear", "outliers 20%", 0)]
+    clean, contaminated = found[("linear", "outliers 0%", 0)], found[("linear", "outliers 20%", 0)]
+    assert clean["figure"] == ["linear", 0] and not clean["stale"] and contaminated["stale"]
+    assert clean["source"] == "extras-linear-outliers-0pct-seed0.json.gz @ abc on avx512_core_bf16"
+    assert contaminated["source"].endswith("(stale: learner changed since)")
+
+
+def test_committed_interval_coverage_counts_seeds_and_stale_runs_and_names_where_they_ran():
+    rng = np.random.default_rng(0)
+
+    def run(source, stale):
+        quantiles = np.sort(rng.normal(size=(20, len(figures.INTERVAL_QUANTILES))), axis=1)
+        return {"intervals": {"quantiles": list(figures.INTERVAL_QUANTILES), "truth": rng.normal(size=20).tolist(),
+                              "lift": quantiles.tolist(), "gaussian_process": quantiles.tolist(),
+                              "sample_invalid_rate": 0.0}, "source": source, "stale": stale}
+
+    found = {("linear", "p=1", 0): run("extras-linear-p=1-seed0.json.gz @ abc on cpu", False),
+             ("linear", "p=1", 1): run("extras-linear-p=1-seed1.json.gz @ abd on cpu (stale: learner changed since)",
+                                       True),
+             ("cosine", "p=1", 0): run("extras-cosine-p=1-seed0.json.gz @ abc on cpu", False),
+             ("iris", "clean", 0): {"regions": [], "source": "x @ abc", "stale": False}}  # no intervals: left out
+    table = regression.committed_interval_coverage(found)
+    assert table.index.get_level_values("function").unique().tolist() == ["linear", "cosine"]
+    linear, cosine = table.loc[("linear", "p=1", "lift")], table.loc[("cosine", "p=1", "lift")]
+    assert (linear["seeds"], linear["stale"], cosine["seeds"], cosine["stale"]) == (2, 1, 1, 0)
+    assert linear["computed"] == "abc on cpu; abd on cpu (stale: learner changed since)"
+    assert linear["coverage 80%"] == regression.interval_coverage(
+        {k: v for k, v in found.items() if k[0] == "linear"}).loc[("linear", "p=1", "lift"), "coverage 80%"]
+
+
 def test_beside_paper_puts_the_papers_numbers_next_to_ours():
     rows = []
     for seed, lift in ((0, 0.9), (1, 1.0)):
@@ -449,9 +501,7 @@ def test_execute_keeps_metrics_provenance_and_the_figures_extras(monkeypatch):
     assert lift.shape == gaussian.shape == (30, len(figures.INTERVAL_QUANTILES)) and len(intervals["truth"]) == 30
     assert (np.diff(lift, axis=1) >= 0).all() and (np.diff(gaussian, axis=1) > 0).all()  # quantiles in order
     assert 0 <= intervals["sample_invalid_rate"] <= 1 and intervals["n_samples"] == figures.INTERVAL_SAMPLES
-    frame = table.assign(dataset="linear", variant="p=1", seed=0)
-    frame.attrs["extras"] = {("linear", "p=1", 0): extras}
-    coverage = regression.interval_coverage(frame)
+    coverage = regression.interval_coverage({("linear", "p=1", 0): extras})
     truth = np.asarray(intervals["truth"])
     inside = (truth >= lift[:, 1]) & (truth <= lift[:, 3])  # the 10% and 90% quantiles
     assert coverage.loc[("linear", "p=1", "lift"), "coverage 80%"] == pytest.approx(100 * inside.mean())

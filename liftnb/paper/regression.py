@@ -74,13 +74,14 @@ def calibrated_on_halves(low: np.ndarray, high: np.ndarray, truth: np.ndarray, n
     return 100 * float(np.mean(covered)), float(np.mean(widths))
 
 
-def interval_coverage(results: pd.DataFrame) -> pd.DataFrame:
+def interval_coverage(figure_data: dict) -> pd.DataFrame:
     """Empirical coverage and mean width of the central 80% and 90% intervals on the test rows, per function with
     p = 1 (means over seeds): LIFT's sampled answers as they come ("lift"), the same intervals calibrated by split
     conformal on half of the test rows and measured on the other half ("lift calibrated", see calibrated_on_halves),
-    and the Gaussian process's predictive distribution."""
+    and the Gaussian process's predictive distribution. figure_data: (dataset, variant, seed) -> a run's extras, as
+    in results.attrs["extras"] or reproduce.committed_extras()."""
     rows = []
-    for (dataset, variant, seed), extras in results.attrs["extras"].items():
+    for (dataset, variant, seed), extras in figure_data.items():
         intervals = (extras or {}).get("intervals")
         if not intervals:
             continue
@@ -103,3 +104,17 @@ def interval_coverage(results: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     table = pd.DataFrame(rows).drop(columns="seed")
     return table.groupby(["function", "p", "method"], sort=False).mean()
+
+
+def committed_interval_coverage(figure_data: dict) -> pd.DataFrame:
+    """interval_coverage of committed runs (reproduce.committed_extras) beside, per function and p, the seeds, how
+    many of the runs are stale and where they were computed (commit, kernels or GPU)."""
+    table = interval_coverage(figure_data)
+    if table.empty:
+        return table
+    runs = pd.DataFrame([{"function": dataset, "p": variant, "stale": extras["stale"],
+                          "computed": extras["source"].split(" @ ", 1)[-1]}
+                         for (dataset, variant, _), extras in figure_data.items() if extras.get("intervals")])
+    about = runs.groupby(["function", "p"], sort=False).agg(
+        seeds=("stale", "size"), stale=("stale", "sum"), computed=("computed", lambda s: "; ".join(s.unique())))
+    return table.join(about)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,7 +70,54 @@ def run(experiment: str, profile: str = "quick", datasets_: list[str] | None = N
         variants: list[str] | None = None) -> pd.DataFrame:
     """Every planned run (or the chosen data sets/seeds/variants), from the cache where finished; returns all rows."""
     runs = select(experiment, profile, datasets_, seeds, variants)
-    return run_all(runs, profile, experiment, cache=cache, results_folder=results_folder, write_csv=write_csv, log=log)
+    results = run_all(runs, profile, experiment, cache=cache, results_folder=results_folder, write_csv=write_csv,
+                      log=log)
+    if write_csv and profile == "full":
+        write_extras(experiment, results, results_folder)
+    return results
+
+
+EXTRAS_PROVENANCE = ["git_commit", "date", "code", "learner_code", "cpu_kernels", "libraries"]
+
+
+def extras_piece(dataset: str, variant: str, seed: int) -> str:
+    """The name of one full-profile run's figure-data file, e.g. "extras-linear-outliers-10pct-seed0"."""
+    words = re.sub(r"[^A-Za-z0-9.=]+", "-", f"{dataset} {variant}".replace("%", "pct")).strip("-")
+    return f"extras-{words}-seed{seed}"
+
+
+def write_extras(experiment: str, results: pd.DataFrame, folder=None) -> list[Path]:
+    """Commit each full-profile run's figure data (regions, curves, sampled intervals) beside its rows, in
+    results/<experiment>_full/, with the run's provenance: what notebooks show from the full profile without
+    recomputing it. Runs without figure data write nothing; returns the files written."""
+    written = []
+    for (dataset, variant, seed), extras in results.attrs.get("extras", {}).items():
+        if not extras:
+            continue
+        rows = results[(results["dataset"] == dataset) & (results["variant"] == variant) & (results["seed"] == seed)]
+        provenance = {column: rows[column].iloc[0] for column in EXTRAS_PROVENANCE if column in rows}
+        path = results_files.piece_path(experiment, extras_piece(dataset, variant, seed), folder)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        results_files.write_piece({"dataset": dataset, "variant": variant, "seed": int(seed), "extras": extras,
+                                   "provenance": {k: (v.item() if hasattr(v, "item") else v)
+                                                  for k, v in provenance.items()}}, path)
+        written.append(path)
+    return written
+
+
+def committed_extras(experiment: str, folder=None) -> dict:
+    """The committed full-profile runs' figure data: (dataset, variant, seed) -> extras, each with the run's
+    provenance in "source" and "stale" as committed() gives them for rows (results/<experiment>_full/extras-*)."""
+    def in_plan_order(path: Path) -> list:  # numbers as numbers: "outliers 5%" before "outliers 10%"
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+    found = {}
+    folder_of_runs = Path(folder or results_files.RESULTS_DIR) / f"{experiment}_full"
+    for path in sorted(folder_of_runs.glob("extras-*.json.gz"), key=in_plan_order):
+        piece = results_files.committed_piece(experiment, path.name.removesuffix(".json.gz"), folder)
+        found[(piece["dataset"], piece["variant"], piece["seed"])] = {
+            **piece["extras"], "source": piece["source"], "stale": piece["stale"]}
+    return found
 
 
 def run_command(experiment: str, profile: str, item: Run) -> list[str]:
@@ -295,6 +343,10 @@ def main(argv=None) -> None:
     results = run_all(finished, args.profile, args.experiment)
     print(summary(results).to_string() if len(results) else "no run finished")
     print("written:", results_path(args.experiment, args.profile))
+    if args.profile == "full":
+        extras = write_extras(args.experiment, results)
+        if extras:
+            print(f"written: {len(extras)} runs' figure data in {extras[0].parent}")
     if len(finished) < len(chosen):
         sys.exit(1)
 
