@@ -337,7 +337,7 @@ def test_committed_interval_coverage_counts_seeds_and_stale_runs_and_names_where
                                        True),
              ("cosine", "p=1", 0): run("extras-cosine-p=1-seed0.json.gz @ abc on cpu", False),
              ("iris", "clean", 0): {"regions": [], "source": "x @ abc", "stale": False}}  # no intervals: left out
-    table = regression.committed_interval_coverage(found)
+    table = reproduce.committed_interval_coverage(found)
     assert table.index.get_level_values("function").unique().tolist() == ["linear", "cosine"]
     linear, cosine = table.loc[("linear", "p=1", "lift")], table.loc[("cosine", "p=1", "lift")]
     assert (linear["seeds"], linear["stale"], cosine["seeds"], cosine["stale"]) == (2, 1, 1, 0)

@@ -105,16 +105,3 @@ def interval_coverage(figure_data: dict) -> pd.DataFrame:
     table = pd.DataFrame(rows).drop(columns="seed")
     return table.groupby(["function", "p", "method"], sort=False).mean()
 
-
-def committed_interval_coverage(figure_data: dict) -> pd.DataFrame:
-    """interval_coverage of committed runs (reproduce.committed_extras) beside, per function and p, the seeds, how
-    many of the runs are stale and where they were computed (commit, kernels or GPU)."""
-    table = interval_coverage(figure_data)
-    if table.empty:
-        return table
-    runs = pd.DataFrame([{"function": dataset, "p": variant, "stale": extras["stale"],
-                          "computed": extras["source"].split(" @ ", 1)[-1]}
-                         for (dataset, variant, _), extras in figure_data.items() if extras.get("intervals")])
-    about = runs.groupby(["function", "p"], sort=False).agg(
-        seeds=("stale", "size"), stale=("stale", "sum"), computed=("computed", lambda s: "; ".join(s.unique())))
-    return table.join(about)

@@ -70,8 +70,14 @@ def run(experiment: str, profile: str = "quick", datasets_: list[str] | None = N
         variants: list[str] | None = None) -> pd.DataFrame:
     """Every planned run (or the chosen data sets/seeds/variants), from the cache where finished; returns all rows."""
     runs = select(experiment, profile, datasets_, seeds, variants)
-    results = run_all(runs, profile, experiment, cache=cache, results_folder=results_folder, write_csv=write_csv,
-                      log=log)
+    return run_and_commit(runs, profile, experiment, cache=cache, results_folder=results_folder, write_csv=write_csv,
+                          log=log)
+
+
+def run_and_commit(runs: list[Run], profile: str, experiment: str, results_folder=None, write_csv: bool = True,
+                   **options) -> pd.DataFrame:
+    """run_all, then (full profile, results written) each run's figure data committed beside its rows."""
+    results = run_all(runs, profile, experiment, results_folder=results_folder, write_csv=write_csv, **options)
     if write_csv and profile == "full":
         write_extras(experiment, results, results_folder)
     return results
@@ -209,6 +215,20 @@ def computed_where(rows: pd.DataFrame) -> str:
     return "; ".join(rows["source"].str.split(" @ ", n=1).str[-1].unique())
 
 
+def committed_interval_coverage(figure_data: dict) -> pd.DataFrame:
+    """regression.interval_coverage of committed runs (committed_extras) beside, per function and p, the seeds, how
+    many of the runs are stale and where they were computed (commit, kernels or GPU)."""
+    table = regression.interval_coverage(figure_data)
+    if table.empty:
+        return table
+    runs = pd.DataFrame([{"function": dataset, "p": variant, "stale": extras["stale"], "source": extras["source"]}
+                         for (dataset, variant, _), extras in figure_data.items() if extras.get("intervals")])
+    by_run = runs.groupby(["function", "p"], sort=False)
+    about = by_run.agg(seeds=("stale", "size"), stale=("stale", "sum"))
+    about["computed"] = by_run[["source"]].apply(computed_where)
+    return table.join(about)
+
+
 def committed_piece(experiment: str, piece: str) -> dict | None:
     """A committed full-profile piece of notebooks 08-10 with its figures' data (results/<experiment>_full/), its
     provenance in `source` and `stale`; None where none was committed."""
@@ -340,13 +360,9 @@ def main(argv=None) -> None:
     chosen = select(args.experiment, args.profile, args.datasets, args.seeds, args.variants)
     # with --jobs, the runs go to processes of their own and run_all then collects them from the cache they filled
     finished = chosen if args.jobs == 1 else run_in_processes(args.experiment, args.profile, chosen, args.jobs)
-    results = run_all(finished, args.profile, args.experiment)
+    results = run_and_commit(finished, args.profile, args.experiment)
     print(summary(results).to_string() if len(results) else "no run finished")
     print("written:", results_path(args.experiment, args.profile))
-    if args.profile == "full":
-        extras = write_extras(args.experiment, results)
-        if extras:
-            print(f"written: {len(extras)} runs' figure data in {extras[0].parent}")
     if len(finished) < len(chosen):
         sys.exit(1)
 
