@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from liftnb import datasets
 from liftnb.cache import ResultsCache
+from liftnb.intervals import conformal_margin
 from liftnb.paper import classification, figures, regression, reproduce, results, runs
 
 
@@ -554,6 +556,47 @@ def test_an_interrupted_full_run_resumes_from_its_last_epoch_to_the_uninterrupte
               for frame in (straight, resumed)]
     np.testing.assert_allclose(scores[1], scores[0], rtol=1e-4, atol=1e-5)
     assert run_once(cache).attrs["extras"] == resumed.attrs["extras"]  # and then it is served from the cache
+
+
+def test_full_profile_intervals_sample_the_validation_rows_and_calibrate_on_them():
+    from scipy.stats import norm
+
+    class NarrowSampler:
+        """Stands in for a fitted LIFTRegressor: quantiles of N(truth's mean, 0.1), far too narrow for the noise."""
+        sample_invalid_rate_ = 0.0
+        n_calls = 0
+
+        def predict_quantiles(self, X, quantiles, n_samples, random_state):
+            self.n_calls += 1
+            return 0.1 * norm.ppf(quantiles)[None, :] + np.full((len(X), 1), self.centre)
+
+    data = datasets.load("linear", p=1, n=120)
+    part = datasets.split(data, seed=0, test_size=30, val_size=20, task="regression")
+    sampler = NarrowSampler()
+    sampler.centre = float(part.y_train.mean())
+    quick = figures.regression_intervals(sampler, part)
+    full = figures.regression_intervals(sampler, part, validation=True)
+    assert "validation" not in quick and sampler.n_calls == 3  # test rows twice, validation rows once
+    assert full["validation"]["truth"] == part.y_val.astype(float).tolist()
+    assert np.asarray(full["validation"]["lift"]).shape == (20, len(figures.INTERVAL_QUANTILES))
+    assert full["lift"] == quick["lift"]
+
+    coverage = regression.interval_coverage({("linear", "p=1", 0): full})
+    assert "lift calibrated on validation" not in regression.interval_coverage(
+        {("linear", "p=1", 0): quick}).index.get_level_values("method")
+    levels, truth = list(figures.INTERVAL_QUANTILES), np.asarray(full["truth"])
+    for nominal, (low, high) in ((80, (0.1, 0.9)), (90, (0.05, 0.95))):
+        on_validation = np.asarray(full["validation"]["lift"])
+        margin = conformal_margin(on_validation[:, levels.index(low)], on_validation[:, levels.index(high)],
+                                  np.asarray(full["validation"]["truth"]), nominal / 100)
+        assert margin > 0.5  # the narrow intervals are widened by what the validation rows need
+        test = np.asarray(full["lift"])
+        inside = np.abs(truth - sampler.centre) <= (test[:, levels.index(high)] - sampler.centre) + margin
+        row = coverage.loc[("linear", "p=1", "lift calibrated on validation")]
+        assert row[f"coverage {nominal}%"] == pytest.approx(100 * inside.mean())
+        assert row[f"coverage {nominal}%"] > coverage.loc[("linear", "p=1", "lift"), f"coverage {nominal}%"]
+        assert row[f"width {nominal}%"] == pytest.approx(test[0, levels.index(high)] - test[0, levels.index(low)]
+                                                         + 2 * margin)
 
 
 def test_calibrated_coverage_on_test_halves_reaches_the_nominal_level():

@@ -56,18 +56,24 @@ def regression_curves(estimator, part, data, seed: int = 0, points: int = 41) ->
     return curves
 
 
-def regression_intervals(estimator, part, seed: int = 0, n_samples: int = INTERVAL_SAMPLES) -> dict:
+def regression_intervals(estimator, part, seed: int = 0, n_samples: int = INTERVAL_SAMPLES,
+                         validation: bool = False) -> dict:
     """Quantiles of LIFT's sampled answers on each test row, the Gaussian process's predictive quantiles as a
-    reference, and the truth: what notebook 04's coverage of 80% and 90% intervals reads."""
+    reference, and the truth: what notebook 04's coverage of 80% and 90% intervals reads. validation=True adds the
+    same quantiles and the truth on the validation rows, on which interval_coverage calibrates."""
     lift = estimator.predict_quantiles(part.X_test, INTERVAL_QUANTILES, n_samples=n_samples, random_state=seed)
     (_, _), (_, _), (X_test, y_test) = baselines.encoded(part, "regression")
     gp = baselines.fit_best("gaussian_process", part, "regression", seed)
     mean, std = gp.predict(X_test, return_std=True)
     gaussian = mean[:, None] + std[:, None] * norm.ppf(INTERVAL_QUANTILES)[None, :]
-    return {"quantiles": list(INTERVAL_QUANTILES), "n_samples": n_samples,
-            "sample_invalid_rate": float(estimator.sample_invalid_rate_), "x": part.X_test.iloc[:, 0].tolist(),
-            "truth": np.asarray(y_test, dtype=float).tolist(), "lift": lift.tolist(),
-            "gaussian_process": gaussian.tolist()}
+    out = {"quantiles": list(INTERVAL_QUANTILES), "n_samples": n_samples,
+           "sample_invalid_rate": float(estimator.sample_invalid_rate_), "x": part.X_test.iloc[:, 0].tolist(),
+           "truth": np.asarray(y_test, dtype=float).tolist(), "lift": lift.tolist(),
+           "gaussian_process": gaussian.tolist()}
+    if validation:
+        quantiles = estimator.predict_quantiles(part.X_val, INTERVAL_QUANTILES, n_samples=n_samples, random_state=seed)
+        out["validation"] = {"truth": np.asarray(part.y_val, dtype=float).tolist(), "lift": quantiles.tolist()}
+    return out
 
 
 def region_resolution(data, profile: str) -> int | None:
@@ -79,8 +85,9 @@ def extras(estimator, part, data, profile: str, seed: int) -> dict:
     """The figure data a run keeps: regions and label scores (2-D classification, seed 0) or curves and sampled
     intervals (1-D regression)."""
     if data.task == "regression" and data.X.shape[1] == 1:
+        # full only: sampling the 50 validation rows costs about a minute on 2 cores, beyond CI's time
         return {**regression_curves(estimator, part, data, seed),
-                "intervals": regression_intervals(estimator, part, seed)}
+                "intervals": regression_intervals(estimator, part, seed, validation=profile == "full")}
     if region_resolution(data, profile) and seed == 0:
         return {**decision_regions(estimator, part, data, REGION_RESOLUTION[profile], seed),
                 "label_scores": label_scores(estimator, part, data, seed)}

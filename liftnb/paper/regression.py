@@ -78,23 +78,31 @@ def interval_coverage(figure_data: dict) -> pd.DataFrame:
     """Empirical coverage and mean width of the central 80% and 90% intervals on the test rows, per function with
     p = 1 (means over seeds): LIFT's sampled answers as they come ("lift"), the same intervals calibrated by split
     conformal on half of the test rows and measured on the other half ("lift calibrated", see calibrated_on_halves),
-    and the Gaussian process's predictive distribution. figure_data: (dataset, variant, seed) -> a run's extras, as
-    in results.attrs["extras"] or reproduce.committed_extras()."""
+    where a run sampled its validation rows (full profile) calibrated on those and measured on every test row ("lift
+    calibrated on validation"), and the Gaussian process's predictive distribution. figure_data: (dataset, variant,
+    seed) -> a run's extras, as in results.attrs["extras"] or reproduce.committed_extras()."""
     rows = []
     for (dataset, variant, seed), extras in figure_data.items():
         intervals = (extras or {}).get("intervals")
         if not intervals:
             continue
         truth, levels = np.asarray(intervals["truth"]), list(intervals["quantiles"])
-        for method in ("lift", "lift calibrated", "gaussian_process"):
-            bounds = np.asarray(intervals[method.removesuffix(" calibrated")])
+        validation = intervals.get("validation")
+        methods = ["lift", "lift calibrated", *(["lift calibrated on validation"] if validation else []),
+                   "gaussian_process"]
+        for method in methods:
+            bounds = np.asarray(intervals["gaussian_process" if method == "gaussian_process" else "lift"])
             row = {"function": dataset, "p": variant, "method": method, "seed": seed}
             for nominal in (0.8, 0.9):
-                low = bounds[:, levels.index(round((1 - nominal) / 2, 2))]
-                high = bounds[:, levels.index(round((1 + nominal) / 2, 2))]
+                columns = levels.index(round((1 - nominal) / 2, 2)), levels.index(round((1 + nominal) / 2, 2))
+                low, high = bounds[:, columns[0]], bounds[:, columns[1]]
                 if method == "lift calibrated":
                     covered, width = calibrated_on_halves(low, high, truth, nominal, seed=seed)
                 else:
+                    if method == "lift calibrated on validation":
+                        on_validation = np.asarray(validation["lift"])[:, columns]
+                        margin = conformal_margin(*on_validation.T, np.asarray(validation["truth"]), nominal)
+                        low, high = widened(low, high, margin)
                     covered, width = 100 * float(coverage(low, high, truth)), float(np.mean(high - low))
                 row[f"coverage {nominal:.0%}"], row[f"width {nominal:.0%}"] = covered, width
             if method.startswith("lift"):
