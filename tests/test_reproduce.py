@@ -581,9 +581,9 @@ def test_full_profile_intervals_sample_the_validation_rows_and_calibrate_on_them
     assert np.asarray(full["validation"]["lift"]).shape == (20, len(figures.INTERVAL_QUANTILES))
     assert full["lift"] == quick["lift"]
 
-    coverage = regression.interval_coverage({("linear", "p=1", 0): full})
+    coverage = regression.interval_coverage({("linear", "p=1", 0): {"intervals": full}})
     assert "lift calibrated on validation" not in regression.interval_coverage(
-        {("linear", "p=1", 0): quick}).index.get_level_values("method")
+        {("linear", "p=1", 0): {"intervals": quick}}).index.get_level_values("method")
     levels, truth = list(figures.INTERVAL_QUANTILES), np.asarray(full["truth"])
     for nominal, (low, high) in ((80, (0.1, 0.9)), (90, (0.05, 0.95))):
         on_validation = np.asarray(full["validation"]["lift"])
