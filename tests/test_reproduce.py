@@ -709,6 +709,19 @@ def test_merging_a_run_rewrites_the_other_rows_digit_for_digit(tmp_path):
     assert results.read_results(path)["score"].tolist()[:3] == values
 
 
+def test_a_re_run_replaces_its_rows_where_they_stood(tmp_path):
+    path = tmp_path / "regression_full.csv"
+
+    def rows(seeds, score):
+        return pd.DataFrame({"dataset": "linear", "variant": "p=1", "seed": seeds, "method": "lift", "score": score})
+
+    results.write_results(rows([0, 0, 1, 2], 0.1), path)
+    results.write_results(pd.concat([rows([3], 0.3), rows([0, 0], 0.2)]), path)
+    table = results.read_results(path)
+    assert table["seed"].tolist() == [0, 0, 1, 2, 3]  # seed 0's two rows in place, the new seed last
+    assert table["score"].tolist() == [0.2, 0.2, 0.1, 0.1, 0.3]
+
+
 def test_committed_rows_without_a_recorded_commit_say_unknown(tmp_path):
     pd.DataFrame({"dataset": ["iris", "wine"], "variant": ["", ""], "seed": [0, 0]}).to_csv(
         tmp_path / "classification_full.csv", index=False)

@@ -21,14 +21,25 @@ def results_path(experiment: str, profile: str, folder: Path | None = None) -> P
 
 
 def write_results(table: pd.DataFrame, path: Path) -> None:
-    """Merge into the results file, replacing earlier rows of the same (dataset, variant, seed), atomically."""
+    """Merge into the results file, atomically: a run's new rows take the place of its earlier rows (same dataset,
+    variant and seed), so a re-run leaves the file's order as it was; runs new to the file go at the end."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         old = read_results(path)
-        done = set(map(tuple, table[RUN_COLUMNS].astype(str).to_numpy()))
-        old = old[[tuple(r) not in done for r in old[RUN_COLUMNS].astype(str).to_numpy()]]
-        table = pd.concat([old, table], ignore_index=True)
+        old_keys, new_keys = _run_keys(old), _run_keys(table)
+        first = {}
+        for at, key in enumerate(old_keys):
+            first.setdefault(key, at)
+        replaced = set(new_keys)
+        kept = [at for at, key in enumerate(old_keys) if key not in replaced]
+        position = [*kept, *(first.get(key, len(old) + at) for at, key in enumerate(new_keys))]
+        table = pd.concat([old.iloc[kept], table], ignore_index=True)
+        table = table.iloc[pd.Series(position).argsort(kind="stable").to_numpy()]
     atomic_write_text(path, table.to_csv(index=False))
+
+
+def _run_keys(table: pd.DataFrame) -> list[tuple]:
+    return list(map(tuple, table[RUN_COLUMNS].astype(str).to_numpy()))
 
 
 def read_results(path: Path) -> pd.DataFrame:
