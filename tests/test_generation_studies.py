@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from liftnb import LIFTClassifier
-from liftnb.paper import half_image, icl_calibration, two_stage
+from liftnb.paper import half_image, icl_calibration, runs, two_stage
 from liftnb.finetune import Callback, FitConfig
 from liftnb.models import TINY_RANDOM, load_lm
 from liftnb.predict import Sampling
@@ -229,6 +229,21 @@ def test_two_stage_classification_task_and_comparison(tmp_path, monkeypatch):
     assert "invalid_one_stage" not in out  # label scoring always answers a class
     with pytest.raises(ValueError, match="Unknown task 'ranking'"):
         two_stage.experiment("quick", task="ranking")
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_two_stage_fits_both_stages_with_the_profiles_learner(tmp_path, monkeypatch, profile):
+    calls = []
+    monkeypatch.setattr(two_stage, "stage_one", lambda pretext, **params: calls.append(("one", params)) or "folder")
+    monkeypatch.setattr(two_stage, "compare_stages", lambda n, model, test, seed=0, **params:
+                        calls.append(("two", params)) or {"n": n, "accuracy_one_stage": 0.5, "accuracy_two_stage": 0.5})
+    monkeypatch.setattr(two_stage, "SIZES", {"quick": (10,), "full": (10,)})
+    monkeypatch.setattr(two_stage, "SEEDS", {"quick": (0,), "full": (0,)})
+    monkeypatch.setattr(two_stage, "cached_piece", lambda *args, **kwargs: args[4]())
+    two_stage.experiment(profile, "classification")
+    learner = runs.profile_learner(profile)
+    assert calls == [("one", learner), ("two", learner)]
+    assert (learner == runs.QUICK_LEARNER) == (profile == "quick")
 
 
 def test_logistic_reference_reads_the_same_rows_and_the_oracle_is_near_perfect():

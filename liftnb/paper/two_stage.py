@@ -14,7 +14,7 @@ from ..cache import computing_code, environment, fingerprint
 from ..datasets import Dataset
 from ..estimators import LIFTClassifier, LIFTRegressor
 from ..models import cache_dir
-from .runs import cached_piece
+from .runs import cached_piece, profile_learner
 
 
 def target_task(n: int, seed: int = 0, noise: float = 0.1) -> Dataset:
@@ -159,13 +159,15 @@ def experiment(profile: str = "quick", task: str = "regression", cache=None, log
     sizes, seeds = SIZES[profile], SEEDS[profile]
     pretext = TASKS[task].pretext(n_tasks=20, rows_per_task=20 if profile == "quick" else 50)
     test = held_out_rows(task)
+    learner = profile_learner(profile)  # both stages' fits: the quick profile trains fewer layers (CI time)
     rows = []
     for seed in seeds:
         for n in sizes:
             def compute(n=n, seed=seed):
-                return {"metrics": compare_stages(n, stage_one(pretext), test, seed=seed)}
+                return {"metrics": compare_stages(n, stage_one(pretext, **learner), test, seed=seed, **learner)}
+            settings = TASKS[task].estimator(random_state=seed, verbose=0, **learner).resolved_settings()
             key = {"experiment": "two_stage", "pretext": fingerprint({"X": pretext.X, "y": pretext.y}), "n": n,
-                   "seed": seed, "lift": TASKS[task].estimator(random_state=seed, verbose=0).resolved_settings()}
+                   "seed": seed, "lift": settings}
             result = cached_piece("two_stage", profile, piece_name(task, n, seed), key, compute,
                                   "paper/two_stage.py", cache=cache, log=log)
             rows.append({**result["metrics"], "seed": seed})
