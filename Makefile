@@ -32,7 +32,7 @@ browser:
 # CI's budget is 90 minutes on 2 cores. Where the CPU lacks native bf16 (fp32 matmuls at ~60 GFLOP/s; AMD EPYC,
 # AVX2 only, 2026-12-02) the quick notebooks together took over 90 minutes beside ~15 of pytest, so there `make test`
 # leaves out the notebooks below: they keep the default learner in the quick profile (09 trains 4 layers since
-# 2026-12-05, untimed there; the others train 4 layers:
+# 2026-12-05, untimed there; the notebooks not listed train 4 layers:
 # liftnb.paper.runs), and with 4 layers notebook 11's assertion failed too (penguins 92.8% against the best
 # baseline's 100%). Where the library trains in bf16 (AVX512-BF16 or AMX: liftnb.models.bf16_supported), `make test`
 # runs every notebook (the whole suite took 58.5 minutes on AMX with the default learner in every notebook).

@@ -232,7 +232,7 @@ def test_two_stage_classification_task_and_comparison(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
-def test_two_stage_fits_both_stages_with_the_profiles_learner(tmp_path, monkeypatch, profile):
+def test_two_stage_fits_both_stages_with_the_profiles_learner(monkeypatch, profile):
     calls = []
     monkeypatch.setattr(two_stage, "stage_one", lambda pretext, **params: calls.append(("one", params)) or "folder")
     monkeypatch.setattr(two_stage, "compare_stages", lambda n, model, test, seed=0, **params:
