@@ -78,7 +78,8 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(wheel, tmp_path):
         assert done.returncode == 0, f"{' '.join(map(str, args))}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         return done.stdout
 
-    # --no-compile: byte-compiling every installed file was a fifth of this test's time (96 -> 76 s); imports compile what they use
+    # --no-compile: byte-compiling every installed file was a fifth of this test's time (96 -> 76 s); imports
+    # compile what they use
     run(python, "-m", "pip", "install", "-q", "--no-compile", "torch==2.13.0")
     run(python, "-m", "pip", "install", "-q", "--no-compile", str(wheel))
     smoke = work / "wheel_smoke.py"
