@@ -250,3 +250,17 @@ def test_logistic_reference_reads_the_same_rows_and_the_oracle_is_near_perfect()
     reference = two_stage.logistic_reference("quick")
     assert list(reference.index) == [*two_stage.SIZES["quick"], "oracle"]
     assert reference["oracle"] > 0.9 and (reference.drop("oracle") > 0.5).all()
+
+
+def test_the_reader_learns_from_every_image_but_the_held_out_ones():
+    task = half_image.HalfImage(side=8, max_value=16.0)
+    everything, labels, _, _ = half_image._images({"name": "digits"})
+    levels = task.quantise(everything)
+    held = levels[:50]
+    pool, pool_labels = half_image.reader_pool({"name": "digits"}, task, held)
+    held_rows = {row.tobytes() for row in held}
+    assert not any(row.tobytes() in held_rows for row in pool)  # never a validation or test image
+    assert len(pool) == sum(row.tobytes() not in held_rows for row in levels) > 1600  # every other image kept
+    assert len(pool_labels) == len(pool)
+    reader = half_image.fit_reader(pool, pool_labels)
+    assert reader.score(held, labels[:50]) >= 0.9  # it reads real digits it never saw

@@ -172,8 +172,9 @@ def image_sets(profile: str) -> dict:
 SAMPLES = {"quick": 3, "full": 5}
 # Sampling temperatures tried on the validation images; the one whose completions the reader recognises most often
 # is used on the test images (1 is the fine-tuned model's own distribution, as the paper's GPT-J decoded; lower
-# sharpens it towards the likelier strokes). A tie keeps the higher temperature.
-TEMPERATURES = (0.5, 0.75, 1.0)
+# sharpens it towards the likelier strokes; greedy decoding, its limit, wrote blank bottoms). A tie keeps the higher
+# temperature.
+TEMPERATURES = (0.25, 0.5, 0.75, 1.0)
 
 
 def choose_temperature(generator, images: np.ndarray, labels, reader, samples: int,
@@ -190,6 +191,27 @@ def choose_temperature(generator, images: np.ndarray, labels, reader, samples: i
     return best, accuracy
 
 
+def reader_pool(options: dict, task: HalfImage, held_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(levels, labels) of every image of the data set (MNIST: all 70,000, not only the subsample) that is not one of
+    the held-out images: what the reader learns from, so that it never sees a validation or test image."""
+    options = {**options, "n": None} if options["name"] == "mnist" else options
+    images, labels, _, _ = _images(options)
+    levels = task.quantise(images)
+    held = {row.tobytes() for row in np.asarray(held_out, dtype=levels.dtype)}
+    keep = np.array([row.tobytes() not in held for row in levels])
+    return levels[keep], labels[keep]
+
+
+def fit_reader(levels: np.ndarray, labels):
+    """The reader: a one-hidden-layer MLP trained on real whole images, none of them a validation or test image."""
+    from sklearn.neural_network import MLPClassifier
+
+    # Chosen by accuracy on the real validation images (MNIST 14x14, 100 images): this MLP on the 69,800-image pool
+    # 98%, 3 nearest neighbours 97%, logistic regression on the pool 93%, logistic regression on the 1,500 training
+    # images (the reader up to 2026-12-05) 88%. A reader that misreads real digits misreads completions as well.
+    return MLPClassifier((256,), max_iter=200, early_stopping=True, random_state=0).fit(levels, labels)
+
+
 def _images(options: dict):
     options = dict(options)
     data = datasets.load(options.pop("name"), **options)
@@ -201,7 +223,6 @@ def _images(options: dict):
 def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> dict:
     """Fine-tune on top -> bottom halves, complete held-out images (greedy, and SAMPLES sampled completions each at
     the temperature chosen on the validation images), and measure against two baselines."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
     options, n_train, n_val, n_test, epochs = image_sets(profile)[name]
@@ -224,7 +245,8 @@ def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> 
                                                    nearest_neighbour_bottoms(levels[train], levels[test], half)]),
                    "blank_bottom": np.hstack([levels[test, :half], np.zeros((len(test), levels.shape[1] - half))])}
         samples = SAMPLES[profile]
-        reader = LogisticRegression(max_iter=3000).fit(levels[train], labels[train])
+        pool_levels, pool_labels = reader_pool(options, task, levels[np.concatenate([val, test])])
+        reader = fit_reader(pool_levels, pool_labels)
         temperature, on_validation = choose_temperature(generator, images[val], labels[val], reader, samples)
         sampled, sampled_status, sampled_texts = generator.complete(
             images[test], labels[test], Sampling(temperature=temperature, n=samples, seed=0))
@@ -236,6 +258,8 @@ def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> 
                    **{f"val_reader_accuracy_sampled_t{round(100 * t):03d}": a for t, a in on_validation.items()},
                    "malformed_rate": float(np.mean([s != "ok" for s in status])),
                    "malformed_rate_sampled": float(np.mean([s != "ok" for row in sampled_status for s in row])),
+                   "reader_images": len(pool_labels),
+                   "reader_accuracy_val_original": float(reader.score(levels[val], labels[val])),
                    "reader_accuracy_original": float(reader.score(levels[test], labels[test]))}
         for method, guess in guesses.items():
             if method != "blank_bottom":
