@@ -254,13 +254,38 @@ def test_logistic_reference_reads_the_same_rows_and_the_oracle_is_near_perfect()
 
 def test_the_reader_learns_from_every_image_but_the_held_out_ones():
     task = half_image.HalfImage(side=8, max_value=16.0)
-    everything, labels, _, _ = half_image._images({"name": "digits"})
+    everything, labels = half_image.whole_set({"name": "digits"})
     levels = task.quantise(everything)
     held = levels[:50]
-    pool, pool_labels = half_image.reader_pool({"name": "digits"}, task, held)
+    pool, pool_labels = half_image.reader_pool(levels, labels, held)
     held_rows = {row.tobytes() for row in held}
     assert not any(row.tobytes() in held_rows for row in pool)  # never a validation or test image
     assert len(pool) == sum(row.tobytes() not in held_rows for row in levels) > 1600  # every other image kept
     assert len(pool_labels) == len(pool)
     reader = half_image.fit_reader(pool, pool_labels)
     assert reader.score(held, labels[:50]) >= 0.9  # it reads real digits it never saw
+
+
+def test_extra_training_images_are_stratified_and_never_a_copy_of_a_subsample_image():
+    task = half_image.HalfImage(side=8, max_value=16.0)
+    everything, labels = half_image.whole_set({"name": "digits"})
+    levels = task.quantise(everything)
+    subsample = levels[:400]
+    extra = half_image.extra_training_images(levels, labels, subsample, 300)
+    assert len(extra) == len(set(extra)) == 300 and extra.min() >= 0
+    subsample_rows = {row.tobytes() for row in subsample}
+    assert not any(levels[i].tobytes() in subsample_rows for i in extra)  # so never a validation or test image
+    counts = np.bincount(labels[extra], minlength=10)
+    assert counts.min() >= 25 and counts.max() <= 35  # stratified: about 30 of each digit
+    assert np.array_equal(extra, half_image.extra_training_images(levels, labels, subsample, 300))  # seeded
+    assert len(half_image.extra_training_images(levels, labels, subsample, 0)) == 0
+
+
+def test_the_mnist_piece_keeps_its_validation_and_test_images_when_it_trains_on_more():
+    mnist = half_image.image_sets("full")["mnist14"]
+    assert mnist.extra_train > 0 and mnist.train_images == mnist.n_train + mnist.extra_train
+    labels = np.repeat(np.arange(10), 170)
+    train, val, test = half_image.split_images(labels, mnist)
+    assert (len(train), len(val), len(test)) == (mnist.n_train, mnist.n_val, mnist.n_test)
+    assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
+    assert np.array_equal(test, half_image.split_images(labels, mnist._replace(extra_train=0))[2])

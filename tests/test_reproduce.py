@@ -118,7 +118,8 @@ def test_list_prints_the_pieces_of_notebooks_08_to_10_without_running_them(capsy
     reproduce.main(["icl_calibration", "--list"])
     assert "icl tae k=9" in capsys.readouterr().out
     reproduce.main(["half_image", "--profile", "full", "--list"])
-    assert "mnist14: 1500 training, 100 validation and 100 test images" in capsys.readouterr().out
+    assert ("mnist14: 3000 training (1500 + 1500 from the rest of the data set), 100 validation and 100 test images"
+            in capsys.readouterr().out)
     with pytest.raises(SystemExit):
         reproduce.main(["half_image", "--seeds", "1"])
     assert "--datasets, --seeds, --variants and --jobs apply to the table experiments" in capsys.readouterr().err

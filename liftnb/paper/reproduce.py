@@ -295,8 +295,12 @@ def run_pieces(experiment: str, profile: str) -> None:
 def piece_names(experiment: str, profile: str) -> list[str]:
     """What run_pieces computes for an experiment and profile, one line per piece (for --list)."""
     if experiment == "half_image":
-        return [f"{name}: {train} training, {val} validation and {test} test images, epochs={epochs} ({options})"
-                for name, (options, train, val, test, epochs) in half_image.image_sets(profile).items()]
+        def images(s: half_image.ImageSet) -> str:
+            more = f" ({s.n_train} + {s.extra_train} from the rest of the data set)" if s.extra_train else ""
+            return f"{s.train_images} training{more}, {s.n_val} validation and {s.n_test} test images"
+
+        return [f"{name}: {images(s)}, epochs={s.epochs} ({s.options})"
+                for name, s in half_image.image_sets(profile).items()]
     if experiment == "two_stage":
         return [f"{task} n={n} seed={seed}: one stage and two stages" for task in two_stage.PLANNED_TASKS[profile]
                 for seed in two_stage.SEEDS[profile] for n in two_stage.SIZES[profile]]
