@@ -18,11 +18,13 @@ from ..cache import ResultsCache, computing_code, environment, fingerprint, lear
 from ..compare import lift_rows, lift_estimator, result_key
 from ..finetune import Callback
 from ..models import EMBEDDED, model_identity
+from ..preprocessing import StandardisedValues
 from ..templates import Template
 from . import figures, perturb
 from .results import piece_path, results_path, write_piece, write_results
 
 RUNNER = ("paper/runs.py", "paper/figures.py", "paper/perturb.py", "paper/results.py")  # code every run goes through
+VALUES = ("raw", "standardised")  # how a run writes its numbers (Run.values)
 PROVENANCE = ["experiment", "dataset", "variant", "seed", "profile", "model", "epochs", "train_layers", "n_rows",
               "n_train", "tokens_per_row", "style", "git_commit", "date", "run_seconds", "code", "learner_code",
               "cpu_kernels", "libraries"]
@@ -51,13 +53,22 @@ class Run:
     split: tuple = ()  # options of datasets.split, e.g. (("test_size", 100), ("val_size", 50))
     changes: tuple = ()  # changes to the training part (perturb.apply), e.g. (("outliers", 0.1),)
     variant: str = ""  # what tells this run apart from others on the same data set, e.g. "outliers 10%"
+    values: str = "raw"  # how numbers are written: "raw" (as in the data) or "standardised" (z-scores of the
+    # training part, preprocessing.StandardisedValues fitted on it and applied to all three parts)
 
     def data(self) -> datasets.Dataset:
         return datasets.subsample(datasets.load(self.dataset, **dict(self.load)), self.rows)
 
     def part(self, data: datasets.Dataset) -> datasets.Split:
         part = datasets.split(data, seed=self.seed, **dict(self.split))
-        return perturb.apply(part, dict(self.changes), data.task, self.seed) if self.changes else part
+        part = perturb.apply(part, dict(self.changes), data.task, self.seed) if self.changes else part
+        if self.values not in VALUES:
+            raise ValueError(f"values must be one of {VALUES}, not {self.values!r}.")
+        if self.values == "raw":
+            return part
+        scaler = StandardisedValues().fit(part.X_train)
+        return replace(part, X_train=scaler.transform(part.X_train), X_val=scaler.transform(part.X_val),
+                       X_test=scaler.transform(part.X_test))
 
     def estimator(self, data: datasets.Dataset):
         """The unfitted LIFT estimator of this run, its template built from the run's style and settings."""
@@ -69,7 +80,7 @@ class Run:
     def key(self, data: datasets.Dataset, profile: str) -> dict:
         """Everything that determines the result (not the experiment's name: equal runs are shared)."""
         return result_key(data, self.seed, self.estimator(data), modes=self.modes, baselines=repr(self.baselines),
-                          split=repr(self.split), changes=repr(self.changes),
+                          split=repr(self.split), changes=repr(self.changes), values=self.values,
                           regions=figures.region_resolution(data, profile), code=code_fingerprint())
 
 
