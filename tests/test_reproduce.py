@@ -76,8 +76,9 @@ def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds()
     for variant, settings in sweep.VARIANTS.items():
         changed = {k for k in {*settings, *sweep.CENTRE} if settings.get(k) != sweep.CENTRE.get(k)}
         assert len(changed) <= 2 or variant == "old", (variant, changed)  # LoRA moves rank and layers together
-        assert {r.dataset for r in full if r.variant == variant} == set(sweep.SETS) - set(
+        assert {r.dataset for r in full if r.variant == variant} == set(sweep.OWN_SETS.get(variant, sweep.SETS)) - set(
             sweep.SAME_AS_CENTRE.get(variant, ()))
+        assert {r.values for r in full if r.variant == variant} == {sweep.VALUES.get(variant, "raw")}
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2) == (4, 0.6)
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", None) == (5, 0.9)
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2, "-2 -1 -0.5 -0.4 -0.3") == (5, 0.9)  # ties improved
