@@ -76,8 +76,8 @@ def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds()
     for variant, settings in sweep.VARIANTS.items():
         changed = {k for k in {*settings, *sweep.CENTRE} if settings.get(k) != sweep.CENTRE.get(k)}
         assert len(changed) <= 2 or variant == "old", (variant, changed)  # LoRA moves rank and layers together
-        assert {r.dataset for r in full if r.variant == variant} == set(sweep.OWN_SETS.get(variant, sweep.SETS)) - set(
-            sweep.SAME_AS_CENTRE.get(variant, ()))
+        planned = set(sweep.AS_IN_TABLE.get(variant, sweep.SETS)) - set(sweep.SAME_AS_CENTRE.get(variant, ()))
+        assert {r.dataset for r in full if r.variant == variant} == planned
         assert {r.values for r in full if r.variant == variant} == {sweep.VALUES.get(variant, "raw")}
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2) == (4, 0.6)
     assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", None) == (5, 0.9)
@@ -792,3 +792,29 @@ def test_status_command_lists_stale_and_missing_runs_of_every_experiment(tmp_pat
     assert "two_stage stale: n=10 seed=0 seeds [0]" in out and "two_stage missing: n=50 seed=0 seeds [0]" in out
     assert "half_image missing: digits" in out and "icl missing: iris k=15" in out
     assert "classification missing: iris seeds [0, 1, 2]" in out
+
+
+def test_a_variant_at_the_tables_sizes_is_compared_with_the_tables_current_rows_of_the_same_seeds():
+    from liftnb.paper import sweep
+
+    def rows(variant, scores, seconds, seeds=(0, 1, 2), stale=False, dataset="wine"):
+        return pd.DataFrame({"dataset": dataset, "variant": variant, "seed": list(seeds), "method": "lift_score",
+                             "val_score": scores, "accuracy": 0.5, "fit_seconds": seconds, "tokens_per_row": 100.0,
+                             "cpu_kernels": "avx512_core_amx / AVX512", "stale": stale})
+
+    mine = pd.concat([rows("standardised", [0.9, 0.8, 0.7], 100), rows("old", [0.1, 0.1, 0.1], 10),
+                      rows("standardised", [0.5], 100, seeds=(0,), dataset="hamster")])
+    table = pd.concat([rows("", [0.8, 0.8, 0.6], 100), rows("", [0.0, 0.0, 0.0], 100, stale=True),
+                       rows("", [0.5, 0.5, 0.5], 100, dataset="hamster")])
+    compared = sweep.against_table(mine, table)
+    assert compared.loc["wine", ["seeds", "table val", "standardised val"]].tolist() == [3, 73.3, 80.0]
+    assert compared.loc["hamster", "seeds"] == 1  # only the seeds both have; a set short of 3 stays out of the mean
+    assert compared.index[-1] == "mean (1 sets)" and compared.iloc[-1]["standardised val"] == 80.0
+    assert sweep.passes_rule(compared)  # +6.7 points at equal cost
+
+    def verdict(wine_scores, seconds):
+        return sweep.passes_rule(sweep.against_table(rows("standardised", wine_scores, seconds), table))
+
+    assert not verdict([0.82, 0.8, 0.6], 100)  # +0.7 points: under 1
+    assert not verdict([0.85, 0.8, 0.6], 250)  # +1.7 points at 2.5x the cost: under 2
+    assert verdict([0.85, 0.8, 0.62], 250)  # +2.7 points at 2.5x the cost
