@@ -18,8 +18,8 @@ class StandardisedValues(TransformerMixin, BaseEstimator):
     LIFTClassifier())`); validation data given to `fit` must be transformed by the same fitted instance."""
 
     def __init__(self, columns=None, max_levels: int = 10):
-        self.columns = columns  # the columns to rewrite; None: every numeric column with more than max_levels values
-        self.max_levels = max_levels  # numeric columns with at most this many distinct training values are codes
+        self.columns = columns  # the columns to rewrite; None: every numeric column but codes
+        self.max_levels = max_levels  # whole-number columns with at most this many distinct training values are codes
 
     def fit(self, X, y=None):
         frame = _as_frame(X)
@@ -27,7 +27,7 @@ class StandardisedValues(TransformerMixin, BaseEstimator):
                 or self.max_levels < 1:
             raise ValueError(f"max_levels must be a positive integer, not {self.max_levels!r}.")
         if self.columns is None:
-            chosen = [c for c in frame.columns if _is_number(frame[c]) and frame[c].nunique() > self.max_levels]
+            chosen = [c for c in frame.columns if _is_number(frame[c]) and not _is_code(frame[c], self.max_levels)]
         else:
             chosen = list(self.columns)
             unknown = [c for c in chosen if c not in frame.columns]
@@ -98,3 +98,10 @@ def _as_frame(X) -> pd.DataFrame:
 
 def _is_number(column: pd.Series) -> bool:
     return is_numeric_dtype(column) and not is_bool_dtype(column)
+
+
+def _is_code(column: pd.Series, max_levels: int) -> bool:
+    """Whole numbers with few distinct values (1-3 for a region, 0/1 for a flag) are codes, not measurements; a
+    fraction is always a measurement, however few its values (Margin's multiples of 1/512)."""
+    values = column.dropna().to_numpy(dtype=float)
+    return column.nunique() <= max_levels and bool(np.all(values == np.round(values)))

@@ -32,12 +32,13 @@ def test_measured_columns_become_training_z_scores_and_the_rest_is_untouched(tab
     before = table.copy()
     scaler = StandardisedValues().fit(table)
     out = scaler.transform(table)
-    assert scaler.columns_ == ["mass", "bill"]  # region: 3 codes; flat: 1 value; text and booleans are not numbers
+    assert scaler.columns_ == ["mass", "bill", "flat"]  # region: 3 whole numbers, a code; text, booleans: no numbers
     for column in ("mass", "bill"):
         assert out[column].mean() == pytest.approx(0, abs=1e-9)
         assert out[column].std(ddof=0) == pytest.approx(1)
+    assert (out["flat"] == 0).all()  # a constant column is 0 from the mean, not a division by zero
     assert np.isnan(out.loc[3, "bill"]) and out["bill"].isna().sum() == 1  # missing stays missing
-    kept = ["region", "island", "adult", "flat"]
+    kept = ["region", "island", "adult"]
     pd.testing.assert_frame_equal(out[kept], table[kept])
     pd.testing.assert_frame_equal(table, before)  # the input is not modified
 
@@ -47,7 +48,14 @@ def test_new_rows_use_the_training_rows_mean_and_spread(table):
     later = scaler.transform(table.iloc[30:])
     expected = (table["mass"].iloc[30:] - table["mass"].iloc[:30].mean()) / table["mass"].iloc[:30].std(ddof=0)
     np.testing.assert_allclose(later["mass"], expected)
-    assert (later["flat"] == 0).all()  # a constant column is 0 from the mean, not a division by zero
+    assert (later["flat"] == 0).all()
+
+
+def test_codes_are_few_whole_numbers_and_a_fraction_is_always_measured():
+    X = pd.DataFrame({"region": [1, 2, 3, 1, 2, 3], "count": [0, 5, 11, 19, 24, 30],
+                      "share": np.array([0, 1, 2, 0, 1, 3]) / 512})  # Margin's features: few multiples of 1/512
+    assert StandardisedValues(max_levels=3).fit(X).columns_ == ["count", "share"]
+    assert StandardisedValues(max_levels=10).fit(X).columns_ == ["share"]  # 6 whole numbers: a code at 10 levels
 
 
 def test_bad_input_names_the_problem(table):
