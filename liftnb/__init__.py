@@ -12,8 +12,9 @@ from .generators import LIFTGenerator
 from .intervals import ConformalIntervals
 from .finetune import Callback, FitConfig, Trainer
 from .models import load_lm
+from .preprocessing import StandardisedValues
 from .templates import Template, TemplateError
 
-__all__ = ["LIFTClassifier", "LIFTRegressor", "LIFTGenerator", "ConformalIntervals", "Template", "TemplateError",
-           "FitConfig", "Trainer", "Callback", "load_lm"]
+__all__ = ["LIFTClassifier", "LIFTRegressor", "LIFTGenerator", "ConformalIntervals", "StandardisedValues", "Template",
+           "TemplateError", "FitConfig", "Trainer", "Callback", "load_lm"]
 __version__ = "0.1.0"

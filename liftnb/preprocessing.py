@@ -1,6 +1,8 @@
 """Numbers rewritten before they become words: values as z-scores of the training rows."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import scipy.sparse
@@ -45,8 +47,10 @@ class StandardisedValues(TransformerMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
         self.columns_ = chosen
-        self.mean_ = np.nanmean(values, axis=0) if len(values) else np.zeros(len(chosen))
-        spread = np.nanstd(values, axis=0) if len(values) else np.ones(len(chosen))
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column with no value at all: mean NaN, stays missing
+            self.mean_ = np.nanmean(values, axis=0)
+            spread = np.nanstd(values, axis=0)
         self.scale_ = np.where(np.nan_to_num(spread) > 0, spread, 1.0)  # a constant column becomes 0, not NaN
         return self
 

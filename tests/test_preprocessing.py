@@ -1,16 +1,17 @@
 """Standardised values: numbers as z-scores of the training rows, before a template writes them."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from liftnb import LIFTClassifier
+from liftnb import LIFTClassifier, StandardisedValues
 from liftnb.models import TINY_RANDOM
 from liftnb.paper import runs
-from liftnb.preprocessing import StandardisedValues
 
 
 @parametrize_with_checks([StandardisedValues()])
@@ -49,6 +50,14 @@ def test_new_rows_use_the_training_rows_mean_and_spread(table):
     expected = (table["mass"].iloc[30:] - table["mass"].iloc[:30].mean()) / table["mass"].iloc[:30].std(ddof=0)
     np.testing.assert_allclose(later["mass"], expected)
     assert (later["flat"] == 0).all()
+
+
+def test_a_column_with_no_value_stays_missing_without_a_warning(table):
+    empty = table.assign(bill=np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = StandardisedValues(columns=["bill", "mass"]).fit(empty).transform(empty)
+    assert out["bill"].isna().all() and out["mass"].notna().all()
 
 
 def test_codes_are_few_whole_numbers_and_a_fraction_is_always_measured():
