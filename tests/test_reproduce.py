@@ -810,11 +810,47 @@ def test_a_variant_at_the_tables_sizes_is_compared_with_the_tables_current_rows_
     assert compared.loc["wine", ["seeds", "table val", "standardised val"]].tolist() == [3, 73.3, 80.0]
     assert compared.loc["hamster", "seeds"] == 1  # only the seeds both have; a set short of 3 stays out of the mean
     assert compared.index[-1] == "mean (1 sets)" and compared.iloc[-1]["standardised val"] == 80.0
-    assert sweep.passes_rule(compared)  # +6.7 points at equal cost
+    assert compared.loc["wine", "kernel families"] == 1
+    assert sweep.passes_rule(mine, table)  # +6.7 points at equal cost
 
     def verdict(wine_scores, seconds):
-        return sweep.passes_rule(sweep.against_table(rows("standardised", wine_scores, seconds), table))
+        return sweep.passes_rule(rows("standardised", wine_scores, seconds), table)
+
+    near = sweep.against_table(rows("standardised", [0.829, 0.8, 0.6], 100), table).iloc[-1]
+    assert near["standardised val"] - near["table val"] == pytest.approx(1.0)  # +0.97, shown rounded as +1.0 ...
+    assert not verdict([0.829, 0.8, 0.6], 100)  # ... which the rule, reading unrounded means, does not pass
 
     assert not verdict([0.82, 0.8, 0.6], 100)  # +0.7 points: under 1
     assert not verdict([0.85, 0.8, 0.6], 250)  # +1.7 points at 2.5x the cost: under 2
     assert verdict([0.85, 0.8, 0.62], 250)  # +2.7 points at 2.5x the cost
+
+
+def test_runs_said_to_be_notebook_02s_are_the_classification_tables_full_runs():
+    """Other experiments' "as in the table" runs differ from the table's own only in experiment and variant, so the
+    results cache shares them; the sweep's standardised runs differ only in LIFT settings, modes and values."""
+    from dataclasses import replace
+
+    from liftnb.paper import classification, feature_names, pretraining, robustness, sweep
+
+    table = {(run.dataset, run.seed): run for run in classification.plan("full")}
+    said = [run for module, variant in ((robustness, "clean"), (pretraining, "pretrained"), (feature_names, "no_names"))
+            for run in module.plan("full") if run.variant == variant and run.dataset not in feature_names.ROWS]
+    assert len(said) == 3 * (2 + 6 + 3)
+    for run in said:
+        assert replace(run, experiment="classification", variant="") == table[run.dataset, run.seed]
+    standardised = [run for run in sweep.plan("full") if run.variant == "standardised"]
+    assert {run.dataset for run in standardised} == set(sweep.AS_IN_TABLE["standardised"])
+    for run in standardised:
+        same = table[run.dataset, run.seed]
+        assert (run.rows, run.style, run.load, run.template) == (same.rows, same.style, same.load, same.template)
+        assert run.modes == ("score",) and run.values == "standardised"
+
+
+def test_kernel_family_drops_the_dispatch_level_and_keeps_unrecorded_entries_missing():
+    from liftnb.paper.results import kernel_family
+
+    got = kernel_family(pd.Series(["avx512_core_amx / AVX512", "avx512_core_bf16 / AVX512 (inferred)",
+                                   "cuda NVIDIA H200 (sm_90, CUDA 13.0), cpu avx512_core_amx / AVX512", None]))
+    assert got.iloc[:3].tolist() == ["avx512_core_amx", "avx512_core_bf16",
+                                     "cuda NVIDIA H200 (sm_90, CUDA 13.0), cpu avx512_core_amx"]
+    assert got.isna().tolist() == [False, False, False, True]

@@ -7,6 +7,7 @@ import pandas as pd
 
 from .. import datasets
 from . import reported
+from .results import kernel_family
 from .runs import Run, with_profile_learner
 
 # The paper's main table uses the no-names style (x1=..., x2=...); images use its pixel style. Long prompts cost
@@ -61,31 +62,25 @@ GENERATE_TOO = {"iris", "wine", "tae", "pollution", "led", "cmc"}  # where gener
 
 def plan(profile: str = "quick") -> list[Run]:
     """The runs of the classification table (notebook 02) for a profile."""
-    table = QUICK if profile == "quick" else FULL
     seeds = (0,) if profile == "quick" else (0, 1, 2)
-    runs = []
-    for name, (rows, style, lift, load, template) in table.items():
-        modes = ("score", "generate") if name in GENERATE_TOO else ("score",)
-        for seed in seeds:
-            runs.append(with_profile_learner(Run("classification", name, seed, rows, style, tuple(sorted(lift.items())),
-                                                 modes, tuple(sorted(load.items())), tuple(sorted(template.items()))),
-                                             profile))
-    return runs
+    return [with_profile_learner(Run("classification", name, seed, **as_in_table(name, profile)), profile)
+            for name in (QUICK if profile == "quick" else FULL) for seed in seeds]
 
+
+def as_in_table(name: str, profile: str = "full") -> dict:
+    """Run settings (rows kept, style, LIFT settings, modes, load options, template) that make a run identical to
+    this table's run of a data set in a profile, so the results cache shares it between notebooks; a set the table
+    leaves out gets all its rows in the no-names style."""
+    table = QUICK if profile == "quick" else FULL
+    rows, style, lift, load, template = table.get(name, (None, "no_names", {}, {}, {}))
+    return {"rows": rows, "style": style, "lift": tuple(sorted(lift.items())),
+            "modes": ("score", "generate") if name in GENERATE_TOO else ("score",),
+            "load": tuple(sorted(load.items())), "template": tuple(sorted(template.items()))}
 
 
 def table_rows(name: str, profile: str) -> int | None:
     """Rows of a data set as the classification plan of this profile uses it."""
-    table = QUICK if profile == "quick" else FULL
-    return table[name][0] if name in table else None
-
-
-
-def as_in_table(name: str, rows: int | None = None) -> dict:
-    """Settings that make a run identical to the classification table's run of that data set (so the results
-    cache shares it between notebooks)."""
-    return {"rows": rows, "style": "no_names", "modes": ("score", "generate") if name in GENERATE_TOO else ("score",)}
-
+    return as_in_table(name, profile)["rows"]
 
 
 def beside_paper(results: pd.DataFrame) -> pd.DataFrame:
@@ -166,7 +161,7 @@ def committed_overview(committed: pd.DataFrame) -> pd.DataFrame:
             shown.append(chosen)
             provenance[dataset] = {
                 "learner": ", ".join(chosen["learner_code"].fillna("unrecorded").astype(str).unique()),
-                "CPU kernels": ", ".join(chosen["cpu_kernels"].dropna().astype(str).str.split(" /").str[0].unique()),
+                "CPU kernels": ", ".join(kernel_family(chosen["cpu_kernels"].dropna()).unique()),
                 "computed": " to ".join(dict.fromkeys([str(chosen["date"].min()), str(chosen["date"].max())]))}
     table = beside_paper(pd.concat(shown)) if shown else pd.DataFrame()
     table = table.reindex(list(planned))

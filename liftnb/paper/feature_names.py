@@ -41,7 +41,7 @@ def plan(profile: str = "quick") -> list[Run]:
     table = {}
     for name in sets:
         rows = None if quick else ROWS.get(name)
-        table[(name, "no_names")] = classification.as_in_table(name) if rows is None else {"rows": rows}  # else notebook 02's run
+        table[(name, "no_names")] = classification.as_in_table(name, profile) if rows is None else {"rows": rows}  # else notebook 02's run
         # quick (CI): notebook 02's no-names run alone (the asserted one); names (4 min of CI time on a CPU without
         # native bf16, not asserted) and shuffled names run in the full profile
         for style in (() if quick else ("shuffled", "names")):

@@ -14,7 +14,7 @@ def plan(profile: str = "quick") -> list[Run]:
     # random-init run (63% vs 100%, 190 s of CI time) runs in the full profile.
     for name in (["tae"] if quick else ["iris", "wine", "tae", "blobs", "moons", "customers"]):
         rows = classification.table_rows(name, profile)
-        table[(name, "pretrained")] = classification.as_in_table(name, rows)  # notebook 02's run
+        table[(name, "pretrained")] = classification.as_in_table(name, profile)  # notebook 02's run
         table[(name, "random init")] = {"rows": rows, "lift": {"model": "smollm2:random"}, "baselines": ()}
         if not quick:  # quick (CI): pretrained vs random init only, for CI time
             table[(name, "shuffled weights")] = {"rows": rows, "lift": {"model": "smollm2:shuffled"}, "baselines": ()}

@@ -66,6 +66,12 @@ def committed(experiment: str, folder: Path | None = None) -> pd.DataFrame:
     return table
 
 
+def kernel_family(kernels: pd.Series) -> pd.Series:
+    """The kernel family of each recorded `cpu_kernels` entry (what bf16 matmuls ran on, e.g. "avx512_core_amx";
+    a GPU run's leads with the GPU), without the ATen dispatch level after " /"; missing where none was recorded."""
+    return kernels.astype("string").str.split(" /").str[0]
+
+
 def _source(path: Path, commit, kernel, stale: bool) -> str:
     """Where a committed result came from, in words: file, commit, kernels, and whether its learner is stale."""
     return (f"{path.name} @ {commit}" + (f" on {kernel}" if isinstance(kernel, str) else "")

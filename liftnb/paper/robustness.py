@@ -21,7 +21,7 @@ def plan(profile: str = "quick") -> list[Run]:
         return runs_for("robustness", profile, table, learner=False)
     for name in ("blobs", "iris"):
         rows = classification.table_rows(name, profile)
-        table[(name, "clean")] = classification.as_in_table(name, rows)  # notebook 02's run
+        table[(name, "clean")] = classification.as_in_table(name, profile)  # notebook 02's run
         for kind in ("random", "systematic"):
             for fraction in (0.05, 0.1, 0.2):
                 table[(name, f"{kind} {fraction:.0%}")] = {

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import baselines
 from . import classification
+from .results import kernel_family
 from .runs import Run, runs_for
 
 OLD = {"epochs": 6}  # the default before this sweep: 6 epochs of batch 8, top 40% of the layers (12 of 30), lr 2e-4
@@ -65,18 +66,13 @@ QUICK = {"old": ("pollution",), "steps300": ("pollution",)}
 def plan(profile: str = "quick") -> list[Run]:
     """Sweep runs: (variant, data set, seed), cheapest data sets first; quick is a two-run smoke plan."""
     stages = QUICK if profile == "quick" else STAGES
-    table = {(name, variant): {**(_as_in_table(name) if variant in AS_IN_TABLE else {
+    table = {(name, variant): {**(classification.as_in_table(name) if variant in AS_IN_TABLE else {
                                    "rows": SETS[name], "style": STYLES.get(name, "no_names"),
                                    "load": LOADS.get(name, ()), "template": TEMPLATES.get(name, ())}),
-                               "lift": VARIANTS[variant], "baselines": (), "values": VALUES.get(variant, "raw")}
+                               "lift": VARIANTS[variant], "modes": ("score",), "baselines": (),
+                               "values": VALUES.get(variant, "raw")}
              for variant, names in stages.items() for name in names}
     return runs_for("sweep", profile, table)
-
-
-def _as_in_table(name: str) -> dict:
-    """A data set's rows kept, style, load options and template settings as the classification table has them."""
-    rows, style, _, load, template = classification.FULL[name]
-    return {"rows": rows, "style": style, "load": load, "template": template}
 
 
 def patience_choice(curve: str, patience: int | None, tiebreak_curve: str = "",
@@ -136,16 +132,17 @@ def report(results: pd.DataFrame, variants: tuple = ("old", "steps300", CHOSEN))
     out.loc[f"mean ({len(complete)} sets)"] = complete.mean()
     if "cpu_kernels" in results:  # 2 or more: the comparison crosses CPU kernel families, which move scores too
         lift = results[(results["method"] == "lift_score") & results["variant"].isin(shown)]
-        families = lift.groupby("dataset")["cpu_kernels"].nunique()
+        families = kernel_family(lift["cpu_kernels"]).groupby(lift["dataset"]).nunique()
         out["kernel families"] = families.reindex(out.index)
         out.loc[out.index[-1], "kernel families"] = families.reindex(complete.index).max()
     return out.round(1)
 
 
-def against_table(results: pd.DataFrame, table_results: pd.DataFrame, variant: str = "standardised") -> pd.DataFrame:
+def against_table(results: pd.DataFrame, table_results: pd.DataFrame, variant: str = "standardised",
+                  decimals: int | None = 1) -> pd.DataFrame:
     """A variant run at the classification table's sizes beside the table's own rows of the same sets and seeds
     (validation and test %, means over the seeds both have; fit seconds; tokens a row; CPU kernel families), and a
-    last row over the sets both have all their seeds of; the rule reads its validation columns (passes_rule)."""
+    last row over the sets both have all their seeds of, rounded to `decimals` (None: not rounded)."""
     mine = results[(results["method"] == "lift_score") & (results["variant"] == variant)]
     table = table_results[(table_results["method"] == "lift_score") & (table_results["variant"].fillna("") == "")]
     if "stale" in table:
@@ -162,18 +159,18 @@ def against_table(results: pd.DataFrame, table_results: pd.DataFrame, variant: s
                       "table fit s": both["fit_seconds table"].mean(), f"{variant} fit s": both["fit_seconds"].mean(),
                       "table tokens/row": both["tokens_per_row table"].mean(),
                       f"{variant} tokens/row": both["tokens_per_row"].mean(),
-                      "kernel families": len({*both["cpu_kernels"].astype(str).str.split(" /").str[0],
-                                              *both["cpu_kernels table"].astype(str).str.split(" /").str[0]})}
+                      "kernel families": len({*kernel_family(both["cpu_kernels"]).dropna(),
+                                              *kernel_family(both["cpu_kernels table"]).dropna()})}
     out = pd.DataFrame.from_dict(rows, orient="index")
     if len(out):
         complete = out[out["seeds"] == 3]
         out.loc[f"mean ({len(complete)} sets)"] = complete.mean() if len(complete) else np.nan
-    return out.round(1)
+    return out if decimals is None else out.round(decimals)
 
 
-def passes_rule(compared: pd.DataFrame, variant: str = "standardised") -> bool:
-    """The sweep's rule on against_table's last row: at least 1 validation point above the table's rows, or at least
-    2 where the variant's fits cost twice theirs or more."""
-    mean = compared.iloc[-1]
+def passes_rule(results: pd.DataFrame, table_results: pd.DataFrame, variant: str = "standardised") -> bool:
+    """The sweep's rule on against_table's last row, unrounded (a mean near the threshold must not round across it):
+    at least 1 validation point above the table's rows, or at least 2 where the variant's fits cost twice theirs."""
+    mean = against_table(results, table_results, variant, decimals=None).iloc[-1]
     cost = mean[f"{variant} fit s"] / mean["table fit s"]
     return bool(mean[f"{variant} val"] - mean["table val"] >= (2 if cost >= 2 else 1))
