@@ -19,15 +19,21 @@ class StandardisedValues(TransformerMixin, BaseEstimator):
     stay missing. Use it before LIFTClassifier or LIFTRegressor (e.g. `make_pipeline(StandardisedValues(),
     LIFTClassifier())`); validation data given to `fit` must be transformed by the same fitted instance."""
 
-    def __init__(self, columns=None, max_levels: int = 10):
+    def __init__(self, columns=None, max_levels: int = 10, decimals: int | None = 2):
         self.columns = columns  # the columns to rewrite; None: every numeric column but codes
         self.max_levels = max_levels  # whole-number columns with at most this many distinct training values are codes
+        self.decimals = decimals  # z-scores rounded to this many decimals (None: not rounded). 2 is what a template
+        # writes at its default max_precision, so prompts are the same, and z-scores near 0 are 0 rather than
+        # values a template warns about because they print as 0
 
     def fit(self, X, y=None):
         frame = _as_frame(X)
         if not isinstance(self.max_levels, (int, np.integer)) or isinstance(self.max_levels, bool) \
                 or self.max_levels < 1:
             raise ValueError(f"max_levels must be a positive integer, not {self.max_levels!r}.")
+        if self.decimals is not None and (not isinstance(self.decimals, (int, np.integer))
+                                          or isinstance(self.decimals, bool) or self.decimals < 0):
+            raise ValueError(f"decimals must be None or a whole number >= 0, not {self.decimals!r}.")
         if self.columns is None:
             chosen = [c for c in frame.columns if _is_number(frame[c]) and not _is_code(frame[c], self.max_levels)]
         else:
@@ -65,7 +71,8 @@ class StandardisedValues(TransformerMixin, BaseEstimator):
             raise ValueError(f"columns {missing} were seen in fit but are not in the data to transform.")
         out = frame.copy()
         for column, mean, scale in zip(self.columns_, self.mean_, self.scale_):
-            out[column] = (frame[column].astype(float) - mean) / scale
+            scores = (frame[column].astype(float) - mean) / scale
+            out[column] = scores if self.decimals is None else scores.round(self.decimals)
         return out if isinstance(X, pd.DataFrame) else out.to_numpy()
 
     def get_feature_names_out(self, input_features=None):
