@@ -14,7 +14,7 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
@@ -177,6 +177,9 @@ def accelerator() -> str | None:
     return f"cuda {torch.cuda.get_device_name()} (sm_{major}{minor}, CUDA {torch.version.cuda})"
 
 
+ATTACHED = ("partial", "estimators")  # sub-folders of a results cache whose entries are named after a stored result
+
+
 class ResultsCache:
     """JSON results on disk under `folder` (default ~/.cache/liftnb/results), written atomically; with
     refresh=True every result is computed again and overwrites the stored one (e.g. where a file the result
@@ -212,6 +215,28 @@ class ResultsCache:
         with os.fdopen(handle, "w") as out:
             json.dump({"key": {k: str(v)[:200] for k, v in key.items()}, "result": result}, out, default=str)
         os.replace(temporary, path)
+
+    def entries(self) -> Iterator[tuple[Path, dict]]:
+        """(file, stored key) of every stored result, a damaged file's key empty; not a write in progress."""
+        for path in sorted(self.folder.glob("*.json")):
+            if path.name.startswith(".tmp-"):
+                continue
+            try:
+                yield path, json.loads(path.read_text()).get("key", {})
+            except (json.JSONDecodeError, OSError, AttributeError):
+                yield path, {}
+
+    def prune(self, is_current: Callable[[dict], bool], dry_run: bool = False) -> list[Path]:
+        """Remove each stored result whose key `is_current` rejects, with the folders named after it (its unfinished
+        work, a model saved with it); returns what was removed (with dry_run: what would be). Not while runs write."""
+        removed = []
+        for path, key in self.entries():
+            if not is_current(key):
+                removed += [p for p in (path, *(self.folder / sub / path.stem for sub in ATTACHED)) if p.exists()]
+        if not dry_run:
+            for path in removed:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return removed
 
     def get_or_compute(self, key: dict, compute: Callable[[], dict]) -> tuple[dict, bool]:
         """(result, came_from_cache)."""

@@ -114,3 +114,23 @@ def test_a_fingerprint_ignores_the_empty_fields_python_versions_add(tmp_path, mo
     assert source_fingerprint("m.py", root=tmp_path) == plain
     module.write_text("def f(x):\n    return None\n")
     assert source_fingerprint("m.py", root=tmp_path) != plain
+
+
+def test_prune_removes_rejected_results_with_their_folders_and_keeps_the_rest(tmp_path):
+    cache = ResultsCache(tmp_path)
+    old, new = {"code": "old", "data": 1}, {"code": "new", "data": 1}
+    for key in (old, new):
+        cache.put(key, {"accuracy": 0.5})
+        (cache.partial(key) / "fit").mkdir(parents=True)
+        (tmp_path / "estimators" / cache.path(key).stem).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "damaged.json").write_text("{not json")
+    (tmp_path / ".tmp-writing.json").write_text("{")  # another process's write in progress: never touched
+    assert sorted(key.get("code", "?") for _, key in cache.entries()) == ["?", "new", "old"]
+    is_current = lambda key: key.get("code") == "new"  # noqa: E731
+    listed = cache.prune(is_current, dry_run=True)
+    assert {p.name for p in listed} == {cache.path(old).name, cache.path(old).stem, "damaged.json"}
+    assert all(p.exists() for p in listed)  # a dry run removes nothing
+    assert cache.prune(is_current) == listed and not any(p.exists() for p in listed)
+    assert cache.get(new) == {"accuracy": 0.5} and cache.get(old) is None
+    assert cache.partial(new).exists() and (tmp_path / "estimators" / cache.path(new).stem).exists()
+    assert (tmp_path / ".tmp-writing.json").exists()

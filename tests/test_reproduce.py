@@ -854,3 +854,35 @@ def test_kernel_family_drops_the_dispatch_level_and_keeps_unrecorded_entries_mis
     assert got.iloc[:3].tolist() == ["avx512_core_amx", "avx512_core_bf16",
                                      "cuda NVIDIA H200 (sm_90, CUDA 13.0), cpu avx512_core_amx"]
     assert got.isna().tolist() == [False, False, False, True]
+
+
+def test_prune_cache_removes_other_codes_results_models_and_stage_ones(tmp_path, monkeypatch, capsys):
+    from liftnb.cache import ResultsCache, computing_code
+    from liftnb.paper import prune
+    from liftnb.paper.runs import code_fingerprint
+
+    cache = ResultsCache(tmp_path / "results")
+    current, piece, other = {"code": code_fingerprint()}, {"code": code_fingerprint("paper/own_data.py")}, {"code": "0ld"}
+    for key in (current, piece, other):
+        cache.put(key, {"accuracy": 1.0})
+    (cache.folder / "partial" / "interrupted").mkdir(parents=True)  # an unfinished run of no stored result
+    (cache.partial(other) / "fit").mkdir(parents=True)
+    (cache.partial(other) / "fit" / "checkpoint.pt").write_bytes(b"x" * 1000)
+    loaded, older = tmp_path / "smollm2-135m-instruct-v1-transformers-9.9", tmp_path / "smollm2-135m-instruct-v1-x"
+    for folder in (loaded, older, tmp_path / f"two-stage-{computing_code()[:8]}-abc", tmp_path / "two-stage-0ld-abc",
+                   tmp_path / "two-stage-abc"):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"w" * 10)
+    monkeypatch.setenv("LIFTNB_CACHE", str(tmp_path))
+    monkeypatch.setattr(prune.models, "embedded_model_dir", lambda: loaded)
+    reproduce.main(["--prune-cache", "--dry-run"])
+    assert "would remove: 4 (0 MB)" in capsys.readouterr().out and cache.get(other) is not None
+    reproduce.main(["--prune-cache"])
+    out = capsys.readouterr().out
+    assert "removed: 4" in out and "kept unfinished runs" in out and "whose code was not recorded: 1" in out
+    assert cache.get(current) is not None and cache.get(piece) is not None and cache.get(other) is None
+    assert not cache.partial(other).exists() and (cache.folder / "partial" / "interrupted").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["results", loaded.name, "two-stage-abc",
+                                                                 f"two-stage-{computing_code()[:8]}-abc"])
+    with pytest.raises(SystemExit):
+        reproduce.main(["--dry-run"])

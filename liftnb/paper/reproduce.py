@@ -6,6 +6,7 @@
     python -m liftnb.paper classification --profile quick --list    # the plan, with each run's size
     python -m liftnb.paper --status                                 # committed full rows: current, stale, missing
     python -m liftnb.paper classification --table                   # the committed table, as the README shows it
+    python -m liftnb.paper --prune-cache --dry-run                  # what the cache holds for other code or versions
 
 Experiments (notebooks): classification (02), boundaries (03), regression (04), robustness (05), feature_names (06),
 pretraining (07), half_image (08), two_stage (09), icl_calibration (10), own_data (11), imputation (12); sweep: the learner's defaults chosen on
@@ -34,7 +35,7 @@ import pandas as pd
 
 from ..cache import ResultsCache
 from . import (boundaries, classification, feature_names, half_image, icl_calibration, imputation_study, own_data,
-               pretraining, regression, results as results_files, robustness, sweep, two_stage)
+               pretraining, prune, regression, results as results_files, robustness, sweep, two_stage)
 from .results import results_path, summary
 from .runs import PROFILES, Run, run_all
 
@@ -332,7 +333,17 @@ def main(argv=None) -> None:
                         help="count the full-profile runs of results/ that are current, stale or missing")
     parser.add_argument("--table", action="store_true",
                         help="print the committed full-profile classification table as markdown (the README's)")
+    parser.add_argument("--prune-cache", action="store_true",
+                        help="remove what ~/.cache/liftnb holds for other code or library versions (see --dry-run)")
+    parser.add_argument("--dry-run", action="store_true", help="with --prune-cache: list, remove nothing")
     args = parser.parse_args(argv)
+    if args.dry_run and not args.prune_cache:
+        parser.error("--dry-run goes with --prune-cache")
+    if args.prune_cache:
+        if args.experiment is not None:
+            parser.error("--prune-cache looks at the whole cache, not one experiment")
+        print(prune.report(prune.prune(dry_run=args.dry_run), dry_run=args.dry_run))
+        return
     if args.table:
         if args.experiment not in (None, "classification"):
             parser.error("--table prints the classification table only")

@@ -104,7 +104,8 @@ def stage_one(pretext: Dataset, epochs: int = 2, **params) -> str:
     estimator = TASKS[pretext.task].estimator(epochs=epochs, verbose=0, **params)
     key = {"X": pretext.X, "y": pretext.y, "lift": estimator.resolved_settings(), "code": computing_code(),
            "environment": environment()}
-    folder = cache_dir() / f"two-stage-{fingerprint(key)[:16]}"
+    # the code leads the name, so the cache's pruning (paper.prune) knows a folder of other code without reading it
+    folder = cache_dir() / f"two-stage-{computing_code()[:8]}-{fingerprint(key)[:16]}"
     if not (folder / "config.json").exists():
         estimator.fit(pretext.X, pretext.y).export_model(folder)
     return str(folder)

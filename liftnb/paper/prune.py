@@ -1,0 +1,84 @@
+"""Pruning the cache: what ~/.cache/liftnb holds for code or library versions this checkout no longer runs."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import models
+from ..cache import ResultsCache, computing_code
+from .runs import code_fingerprint
+
+EMBEDDED_PREFIX = "smollm2-135m-instruct-"  # converted embedded models, one folder per conversion and transformers
+TWO_STAGE_PREFIX = "two-stage-"  # stage-one models of notebook 09 (two_stage.stage_one), named with their code
+
+
+def current_codes() -> set[str]:
+    """The code fingerprints this checkout writes into its cache keys: a run's, and each paper module's pieces'."""
+    modules = sorted(p.name for p in (Path(__file__).parent).glob("*.py"))
+    return {code_fingerprint(), *(code_fingerprint(f"paper/{name}") for name in modules)}
+
+
+def two_stage_code(folder: Path) -> str | None:
+    """The computing code a stage-one model folder was trained by (from its name), None where its name predates
+    recording it."""
+    parts = folder.name[len(TWO_STAGE_PREFIX):].split("-")
+    return parts[0] if len(parts) == 2 else None
+
+
+@dataclass
+class Pruned:
+    """What a prune removed (or would remove) and what it kept on purpose."""
+
+    removed: list[Path] = field(default_factory=list)
+    unfinished: list[Path] = field(default_factory=list)  # kept: an interrupted run resumes from it
+    unknown: list[Path] = field(default_factory=list)  # kept: stage-one models whose code was not recorded
+    kept_model: Path | None = None  # the converted embedded model this install loads
+    freed: int = 0  # bytes of what was removed
+
+
+def size(path: Path) -> int:
+    """Bytes under a file or folder."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def prune(root: Path | None = None, dry_run: bool = False) -> Pruned:
+    """Remove the cache's results computed by other code (with their saved models and unfinished work), converted
+    embedded models of other transformers versions and stage-one models of other code; keep unfinished runs of no
+    stored result (they resume) and whatever cannot be told apart. Run it while nothing else uses the cache."""
+    root = Path(root) if root is not None else models.cache_dir()
+    cache, codes = ResultsCache(root / "results"), current_codes()
+    done = Pruned(removed=cache.prune(lambda key: key.get("code") in codes, dry_run=True))
+    gone = {path.stem for path in done.removed}
+    done.unfinished = sorted(p for p in (cache.folder / "partial").glob("*") if p.name not in gone)
+    converted = sorted(root.glob(f"{EMBEDDED_PREFIX}*"))
+    if converted:  # keep the one this install loads; converting it first, if it is not there yet
+        done.kept_model = models.embedded_model_dir()
+        done.removed += [p for p in converted if p != done.kept_model]
+    stage_ones = sorted(root.glob(f"{TWO_STAGE_PREFIX}*"))
+    done.unknown = [p for p in stage_ones if two_stage_code(p) is None]
+    done.removed += [p for p in stage_ones if two_stage_code(p) not in (None, computing_code()[:8])]
+    done.freed = sum(map(size, done.removed))
+    if not dry_run:
+        for path in done.removed:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return done
+
+
+def report(done: Pruned, dry_run: bool = False) -> str:
+    """What a prune did, in lines with sizes."""
+    def amount(paths):
+        return f"{len(paths)} ({sum(map(size, paths)) / 1e6:.0f} MB)" if paths else "0"
+
+    verb = "would remove" if dry_run else "removed"
+    lines = [f"{verb}: {len(done.removed)} ({done.freed / 1e6:.0f} MB)"] + [f"  {path}" for path in done.removed]
+    if done.kept_model is not None:
+        lines.append(f"kept the embedded model this install loads: {done.kept_model}")
+    if done.unfinished:
+        lines.append(f"kept unfinished runs (a command with the same settings resumes them; delete the folders "
+                     f"yourself if you will not): {amount(done.unfinished)} in {done.unfinished[0].parent}")
+    if done.unknown:
+        lines.append(f"kept stage-one models whose code was not recorded: {amount(done.unknown)}")
+    return "\n".join(lines)
