@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 import json
 import sys
+import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -534,6 +535,8 @@ def test_an_interrupted_full_run_resumes_from_its_last_epoch_to_the_uninterrupte
     epochs_run = []
 
     def interrupt_after_epoch_one(self, trainer, metrics):
+        if not epochs_run:
+            time.sleep(2)  # a first epoch longer than the other two together: its seconds must still count
         record(self, trainer, metrics)
         epochs_run.append(trainer.epoch)
         if epochs_run == [1]:  # once: a run that started over must fail the assertions, not stop the session
@@ -543,7 +546,7 @@ def test_an_interrupted_full_run_resumes_from_its_last_epoch_to_the_uninterrupte
     with pytest.raises(KeyboardInterrupt):
         run_once(cache)
     assert (partial / "fit" / "checkpoint.pt").exists() and (partial / "seconds.json").exists()
-    before = json.loads((partial / "seconds.json").read_text())["seconds"]
+    before = json.loads((partial / "seconds.json").read_text())
     resumed = run_once(cache)
     assert epochs_run == [1, 2, 3]  # epoch 1 was not trained again
     assert not partial.exists()  # removed once the result is stored
@@ -553,7 +556,11 @@ def test_an_interrupted_full_run_resumes_from_its_last_epoch_to_the_uninterrupte
     for curve in ("val_curve", "val_tiebreak_curve"):
         assert [float(v) for v in lift[1][curve].split()] == pytest.approx([float(v) for v in lift[0][curve].split()],
                                                                           rel=1e-3), curve
-    assert lift[1]["run_seconds"] >= before  # the interrupted part up to its checkpoint counts
+    assert lift[1]["run_seconds"] >= before["seconds"]  # the interrupted part up to its checkpoint counts
+    assert 0 < before["fit_seconds"] <= before["seconds"]
+    assert lift[1]["fit_seconds"] >= before["fit_seconds"] >= 2  # the fit's too (its history had the rest only)
+    assert lift[0]["fit_seconds"] < 2, "the straight run must be shorter than the pause for this test to tell"
+    assert [lift[0]["resumed"], lift[1]["resumed"]] == [False, True]
     scores = [np.asarray(frame.attrs["extras"][("moons", "", 0)]["label_scores"]["test_scores"])
               for frame in (straight, resumed)]
     np.testing.assert_allclose(scores[1], scores[0], rtol=1e-4, atol=1e-5)

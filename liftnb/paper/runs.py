@@ -26,8 +26,8 @@ from .results import piece_path, results_path, write_piece, write_results
 RUNNER = ("paper/runs.py", "paper/figures.py", "paper/perturb.py", "paper/results.py")  # code every run goes through
 VALUES = ("raw", "standardised")  # how a run writes its numbers (Run.values)
 PROVENANCE = ["experiment", "dataset", "variant", "seed", "profile", "model", "epochs", "train_layers", "n_rows",
-              "n_train", "tokens_per_row", "style", "git_commit", "date", "run_seconds", "code", "learner_code",
-              "cpu_kernels", "libraries"]
+              "n_train", "tokens_per_row", "style", "git_commit", "date", "run_seconds", "resumed", "code",
+              "learner_code", "cpu_kernels", "libraries"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -110,14 +110,21 @@ def provenance(**fields) -> dict:
 
 
 class SecondsBesideCheckpoints(Callback):
-    """After each epoch's checkpoint, writes the run's seconds so far beside it: a resumed run's run_seconds then
-    counts the interrupted process up to its last checkpoint (the work after that was lost and is not counted)."""
+    """After each epoch's checkpoint, writes the run's seconds and the fit's seconds so far beside it: a resumed
+    run's run_seconds and fit_seconds then count the interrupted process up to its last checkpoint (the work after
+    that was lost and is not counted)."""
 
-    def __init__(self, path: Path, started: float):
-        self.path, self.started = path, started
+    def __init__(self, path: Path, started: float, fit_before: float = 0.0):
+        self.path, self.started, self.fit_before = path, started, fit_before
+        self.fit_started = time.perf_counter()
+
+    def on_train_begin(self, trainer) -> None:
+        self.fit_started = time.perf_counter()  # the training loop's (a resumed fit builds its layer cache again)
 
     def on_epoch_end(self, trainer, metrics) -> None:
-        atomic_write_text(self.path, json.dumps({"seconds": time.perf_counter() - self.started}))
+        now = time.perf_counter()
+        atomic_write_text(self.path, json.dumps({"seconds": now - self.started,
+                                                 "fit_seconds": self.fit_before + now - self.fit_started}))
 
 
 def execute(run: Run, profile: str, data: datasets.Dataset | None = None,
@@ -131,16 +138,19 @@ def execute(run: Run, profile: str, data: datasets.Dataset | None = None,
     data = run.data() if data is None else data  # run_all() has loaded it already for the cache key
     part = run.part(data)
     estimator = run.estimator(data)
-    resume = False
+    resume, before = False, {}
     if partial is not None:
         seconds = partial / "seconds.json"  # written after each checkpoint: present means a checkpoint is there
         resume = seconds.exists()
-        started -= json.loads(seconds.read_text())["seconds"] if resume else 0.0
+        before = json.loads(seconds.read_text()) if resume else {}
+        started -= before.get("seconds", 0.0)
         partial.mkdir(parents=True, exist_ok=True)
-        estimator.set_params(checkpoint_dir=str(partial / "fit"),
-                             callbacks=[*(estimator.callbacks or ()), SecondsBesideCheckpoints(seconds, started)])
+        clock = SecondsBesideCheckpoints(seconds, started, before.get("fit_seconds", 0.0))
+        estimator.set_params(checkpoint_dir=str(partial / "fit"), callbacks=[*(estimator.callbacks or ()), clock])
     estimator.fit(part.X_train, part.y_train, validation_data=(part.X_val, part.y_val), resume=resume)
     table = pd.DataFrame(lift_rows(estimator, part, run.modes)).set_index("method")
+    if "fit_seconds" in before:  # the fit's history counts the resumed part only
+        table["fit_seconds"] = (table["fit_seconds"] + before["fit_seconds"]).round(1)
     if run.baselines != ():
         table = pd.concat([table, baselines.evaluate(part, data.task, names=run.baselines, seed=run.seed)])
     table = table.reset_index()
@@ -150,7 +160,7 @@ def execute(run: Run, profile: str, data: datasets.Dataset | None = None,
         model=estimator.model or EMBEDDED, epochs=estimator.epochs, train_layers=estimator.train_layers,
         n_rows=len(data.y), n_train=len(part.y_train), tokens_per_row=round(estimator.tokens_per_row_, 1),
         style=run.style)
-    columns.update(run_seconds=round(time.perf_counter() - started, 1), code=code_fingerprint(),
+    columns.update(run_seconds=round(time.perf_counter() - started, 1), resumed=resume, code=code_fingerprint(),
                    learner_code=learner_code())  # seconds: everything, the figures' extras included
     for column, value in reversed(columns.items()):
         table.insert(0, column, value)
