@@ -819,6 +819,10 @@ def test_a_variant_at_the_tables_sizes_is_compared_with_the_tables_current_rows_
     assert compared.index[-1] == "mean (1 sets)" and compared.iloc[-1]["standardised val"] == 80.0
     assert compared.loc["wine", "kernel families"] == 1
     assert sweep.passes_rule(mine, table)  # +6.7 points at equal cost
+    screen = sweep.against_table(mine[mine["seed"] == 0], table[table["seed"] == 0], seeds=1)
+    assert screen.index[-1] == "mean (2 sets)" and screen.iloc[-1][["table val", "standardised val"]].tolist() == [
+        65.0, 70.0]  # a seed-0 screen: wine 80 -> 90, hamster 50 -> 50
+    assert sweep.passes_rule(mine[mine["seed"] == 0], table[table["seed"] == 0], seeds=1)
 
     def verdict(wine_scores, seconds):
         return sweep.passes_rule(rows("standardised", wine_scores, seconds), table)
@@ -834,7 +838,7 @@ def test_a_variant_at_the_tables_sizes_is_compared_with_the_tables_current_rows_
 
 def test_runs_said_to_be_notebook_02s_are_the_classification_tables_full_runs():
     """Other experiments' "as in the table" runs differ from the table's own only in experiment and variant, so the
-    results cache shares them; the sweep's standardised runs differ only in LIFT settings, modes and values."""
+    results cache shares them; the sweep's runs at the table's sizes differ only in LIFT settings, modes and values."""
     from dataclasses import replace
 
     from liftnb.paper import classification, feature_names, pretraining, robustness, sweep
@@ -845,12 +849,14 @@ def test_runs_said_to_be_notebook_02s_are_the_classification_tables_full_runs():
     assert len(said) == 3 * (2 + 6 + 3)
     for run in said:
         assert replace(run, experiment="classification", variant="") == table[run.dataset, run.seed]
-    standardised = [run for run in sweep.plan("full") if run.variant == "standardised"]
-    assert {run.dataset for run in standardised} == set(sweep.AS_IN_TABLE["standardised"])
-    for run in standardised:
-        same = table[run.dataset, run.seed]
-        assert (run.rows, run.style, run.load, run.template) == (same.rows, same.style, same.load, same.template)
-        assert run.modes == ("score",) and run.values == "standardised"
+    for variant, names in sweep.AS_IN_TABLE.items():
+        planned = [run for run in sweep.plan("full") if run.variant == variant]
+        assert {run.dataset for run in planned} == set(names) and len(planned) == 3 * len(names)
+        for run in planned:
+            same = table[run.dataset, run.seed]
+            assert (run.rows, run.style, run.load, run.template) == (same.rows, same.style, same.load, same.template)
+            assert run.modes == ("score",) and run.lift == tuple(sorted(sweep.VARIANTS[variant].items()))
+            assert run.values == sweep.VALUES.get(variant, "raw")
 
 
 def test_kernel_family_drops_the_dispatch_level_and_keeps_unrecorded_entries_missing():

@@ -38,12 +38,22 @@ VARIANTS = {
     # rows: the same split, settings and seed are the same fit, so only this variant runs (against_table). Its rule
     # is the one above.
     "standardised": {},
+    # Added 2026-12-06, before any of its runs, for the sets furthest below GPT-J (Margin and Texture, 100 classes
+    # with 5 training rows each, and Mfeat): under the default their validation log-likelihood was still rising at
+    # the last of 12 epochs (Margin -4.8 -> -3.9 nats a row) or patience stopped them at epochs 6-8 on validation
+    # accuracy of 0-3% (Texture: 128 validation rows, 1.3 a class); the paper's GPT-J took 3.3x our steps on
+    # Margin (batch 4, 10 epochs of twice the rows). Three times the length, every epoch run (an explicit length
+    # has no patience), so the curves also replay any patience rule (patience_choice). The table's sizes and
+    # templates (AS_IN_TABLE); its reference is the table's own rows (against_table). Screened on seed 0 first
+    # (against_table(..., seeds=1)); seeds 1 and 2 run only if the screen passes the rule above.
+    "epochs36": {"epochs": 36},
 }
 VALUES = {"standardised": "standardised"}  # variant -> Run.values, where not "raw"
 # Variants run on these sets as the classification table runs them (its rows kept, style and template), not as
 # SETS. The first five ran first (2026-12-06, AMX); Margin and Texture are the next stage: at the table's 2 decimals
 # 41% and 54% of their cells print as 0.00 (a median of 10 and 18 distinct values a column).
-AS_IN_TABLE = {"standardised": ("hamster", "customers", "pollution", "wine", "vehicle", "margin", "texture")}
+AS_IN_TABLE = {"standardised": ("hamster", "customers", "pollution", "wine", "vehicle", "margin", "texture"),
+               "epochs36": ("margin", "texture", "mfeat")}
 # The default of epochs="auto" (liftnb.finetune.config): epochs12 passed the rule on seeds 0-2 (+2.6 validation
 # points at 1.4x the fit time), and also on each run's last validation epoch (+1.7), which no epoch choice inflates.
 CHOSEN = "epochs12"
@@ -139,10 +149,10 @@ def report(results: pd.DataFrame, variants: tuple = ("old", "steps300", CHOSEN))
 
 
 def against_table(results: pd.DataFrame, table_results: pd.DataFrame, variant: str = "standardised",
-                  decimals: int | None = 1) -> pd.DataFrame:
+                  decimals: int | None = 1, seeds: int = 3) -> pd.DataFrame:
     """A variant run at the classification table's sizes beside the table's own rows of the same sets and seeds
     (validation and test %, means over the seeds both have; fit seconds; tokens a row; CPU kernel families), and a
-    last row over the sets both have all their seeds of, rounded to `decimals` (None: not rounded)."""
+    last row over the sets both have `seeds` seeds of (1 for a seed-0 screen), rounded to `decimals` (None: not)."""
     mine = results[(results["method"] == "lift_score") & (results["variant"] == variant)]
     table = table_results[(table_results["method"] == "lift_score") & (table_results["variant"].fillna("") == "")]
     if "stale" in table:
@@ -163,14 +173,15 @@ def against_table(results: pd.DataFrame, table_results: pd.DataFrame, variant: s
                                               *kernel_family(both["cpu_kernels table"]).dropna()})}
     out = pd.DataFrame.from_dict(rows, orient="index")
     if len(out):
-        complete = out[out["seeds"] == 3]
+        complete = out[out["seeds"] == seeds]
         out.loc[f"mean ({len(complete)} sets)"] = complete.mean() if len(complete) else np.nan
     return out if decimals is None else out.round(decimals)
 
 
-def passes_rule(results: pd.DataFrame, table_results: pd.DataFrame, variant: str = "standardised") -> bool:
+def passes_rule(results: pd.DataFrame, table_results: pd.DataFrame, variant: str = "standardised",
+                seeds: int = 3) -> bool:
     """The sweep's rule on against_table's last row, unrounded (a mean near the threshold must not round across it):
     at least 1 validation point above the table's rows, or at least 2 where the variant's fits cost twice theirs."""
-    mean = against_table(results, table_results, variant, decimals=None).iloc[-1]
+    mean = against_table(results, table_results, variant, decimals=None, seeds=seeds).iloc[-1]
     cost = mean[f"{variant} fit s"] / mean["table fit s"]
     return bool(mean[f"{variant} val"] - mean["table val"] >= (2 if cost >= 2 else 1))
