@@ -192,10 +192,14 @@ class ResultsCache:
     def path(self, key: dict) -> Path:
         return self.folder / f"{fingerprint(key)[:32]}.json"
 
+    def attached(self, key: dict, kind: str) -> Path:
+        """The folder of one of ATTACHED's kinds that goes with this key's stored result (prune removes it too)."""
+        return self.folder / kind / self.path(key).stem
+
     def partial(self, key: dict) -> Path:
         """A folder for the unfinished work of this key's computation (e.g. per-epoch checkpoints), so an
         interrupted run continues instead of starting over; get_or_compute removes it once the result is stored."""
-        return self.folder / "partial" / fingerprint(key)[:32]
+        return self.attached(key, "partial")
 
     def get(self, key: dict) -> dict | None:
         """The stored result for this key, or None."""
@@ -232,7 +236,7 @@ class ResultsCache:
         removed = []
         for path, key in self.entries():
             if not is_current(key):
-                removed += [p for p in (path, *(self.folder / sub / path.stem for sub in ATTACHED)) if p.exists()]
+                removed += [p for p in (path, *(self.folder / kind / path.stem for kind in ATTACHED)) if p.exists()]
         if not dry_run:
             for path in removed:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()

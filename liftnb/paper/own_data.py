@@ -4,8 +4,6 @@ Each seed is a cached piece (results/own_data_full.csv and results/own_data_full
 fitted estimator is saved beside the results cache, so the notebook loads that model instead of fitting again."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -69,7 +67,7 @@ def penguins_run(seed: int, profile: str = "quick", template: Template | None = 
     saved = None
     if seed == SAVED_SEED:
         # named by the piece's cache entry, so a saved model belongs to exactly one stored result
-        saved = Path(cache.folder) / "estimators" / cache.path(piece_key(key, piece_name(seed), MODULE)).stem
+        saved = cache.attached(piece_key(key, piece_name(seed), MODULE), "estimators")
         if not (saved / "estimator.pt").exists():  # the numbers and the model they came from go together
             cache = ResultsCache(cache.folder, refresh=True)
 

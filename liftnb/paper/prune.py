@@ -6,24 +6,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import models
-from ..cache import ResultsCache, computing_code
+from ..cache import ResultsCache
 from .runs import code_fingerprint
+from .two_stage import STAGE_ONE_PREFIX, stage_one_code, stage_one_tag
 
-EMBEDDED_PREFIX = "smollm2-135m-instruct-"  # converted embedded models, one folder per conversion and transformers
-TWO_STAGE_PREFIX = "two-stage-"  # stage-one models of notebook 09 (two_stage.stage_one), named with their code
+EMBEDDED_PREFIX = "smollm2-135m-instruct-"  # converted embedded models (models.embedded_model_dir names them)
 
 
 def current_codes() -> set[str]:
     """The code fingerprints this checkout writes into its cache keys: a run's, and each paper module's pieces'."""
     modules = sorted(p.name for p in (Path(__file__).parent).glob("*.py"))
     return {code_fingerprint(), *(code_fingerprint(f"paper/{name}") for name in modules)}
-
-
-def two_stage_code(folder: Path) -> str | None:
-    """The computing code a stage-one model folder was trained by (from its name), None where its name predates
-    recording it."""
-    parts = folder.name[len(TWO_STAGE_PREFIX):].split("-")
-    return parts[0] if len(parts) == 2 else None
 
 
 @dataclass
@@ -57,9 +50,9 @@ def prune(root: Path | None = None, dry_run: bool = False) -> Pruned:
     if converted:  # keep the one this install loads; converting it first, if it is not there yet
         done.kept_model = models.embedded_model_dir()
         done.removed += [p for p in converted if p != done.kept_model]
-    stage_ones = sorted(root.glob(f"{TWO_STAGE_PREFIX}*"))
-    done.unknown = [p for p in stage_ones if two_stage_code(p) is None]
-    done.removed += [p for p in stage_ones if two_stage_code(p) not in (None, computing_code()[:8])]
+    stage_ones = sorted(root.glob(f"{STAGE_ONE_PREFIX}*"))
+    done.unknown = [p for p in stage_ones if stage_one_code(p) is None]
+    done.removed += [p for p in stage_ones if stage_one_code(p) not in (None, stage_one_tag())]
     done.freed = sum(map(size, done.removed))
     if not dry_run:
         for path in done.removed:

@@ -4,6 +4,7 @@ Two target tasks: the paper's regression y = 0.2·x1 + 0.4·x2 (pretext: random 
 classification task, three Gaussian clusters (pretext: random three-cluster problems)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -99,13 +100,27 @@ SEEDS = {"quick": (0,), "full": (0, 1, 2)}
 PLANNED_TASKS = {"quick": ("classification",), "full": ("regression", "classification")}
 
 
+STAGE_ONE_PREFIX = "two-stage-"  # stage-one model folders in the cache: prefix, computing code's tag, key
+
+
+def stage_one_tag() -> str:
+    """The computing code's tag that leads this checkout's stage-one folder names (after STAGE_ONE_PREFIX)."""
+    return computing_code()[:8]
+
+
+def stage_one_code(folder: Path) -> str | None:
+    """The code tag a stage-one folder was named with; None where its name predates recording it."""
+    parts = folder.name[len(STAGE_ONE_PREFIX):].split("-")
+    return parts[0] if len(parts) == 2 else None
+
+
 def stage_one(pretext: Dataset, epochs: int = 2, **params) -> str:
     """Fine-tune the embedded model on the pretext data once and export it; returns its folder (cached on disk)."""
     estimator = TASKS[pretext.task].estimator(epochs=epochs, verbose=0, **params)
     key = {"X": pretext.X, "y": pretext.y, "lift": estimator.resolved_settings(), "code": computing_code(),
            "environment": environment()}
     # the code leads the name, so the cache's pruning (paper.prune) knows a folder of other code without reading it
-    folder = cache_dir() / f"two-stage-{computing_code()[:8]}-{fingerprint(key)[:16]}"
+    folder = cache_dir() / f"{STAGE_ONE_PREFIX}{stage_one_tag()}-{fingerprint(key)[:16]}"
     if not (folder / "config.json").exists():
         estimator.fit(pretext.X, pretext.y).export_model(folder)
     return str(folder)
