@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 
 import pandas as pd
 
+from .atomic import atomic_write_text
 from .models import cache_dir
 
 
@@ -178,6 +179,12 @@ def accelerator() -> str | None:
 
 
 ATTACHED = ("partial", "estimators")  # sub-folders of a results cache whose entries are named after a stored result
+PARTIAL_KEY = "key.json"  # in an unfinished computation's folder: its key, so prune can judge work of no stored result
+
+
+def stored_key(key: dict) -> dict:
+    """A key as the cache writes it beside what it names: every value as text, cut to 200 characters."""
+    return {k: str(v)[:200] for k, v in key.items()}
 
 
 class ResultsCache:
@@ -201,6 +208,24 @@ class ResultsCache:
         interrupted run continues instead of starting over; get_or_compute removes it once the result is stored."""
         return self.attached(key, "partial")
 
+    def open_partial(self, key: dict) -> Path:
+        """partial(key), created, with the key written in it: prune tells by it whether the work can still resume."""
+        folder = self.partial(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / PARTIAL_KEY).exists():
+            atomic_write_text(folder / PARTIAL_KEY, json.dumps(stored_key(key)))
+        return folder
+
+    @staticmethod
+    def partial_key(folder: Path) -> dict | None:
+        """The key an unfinished computation's folder recorded (open_partial), or None: written before keys were
+        recorded (2026-12-06), or damaged."""
+        try:
+            key = json.loads((Path(folder) / PARTIAL_KEY).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return key if isinstance(key, dict) else None
+
     def get(self, key: dict) -> dict | None:
         """The stored result for this key, or None."""
         path = self.path(key)
@@ -217,7 +242,7 @@ class ResultsCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         with os.fdopen(handle, "w") as out:
-            json.dump({"key": {k: str(v)[:200] for k, v in key.items()}, "result": result}, out, default=str)
+            json.dump({"key": stored_key(key), "result": result}, out, default=str)
         os.replace(temporary, path)
 
     def entries(self) -> Iterator[tuple[Path, dict]]:
@@ -232,11 +257,17 @@ class ResultsCache:
 
     def prune(self, is_current: Callable[[dict], bool], dry_run: bool = False) -> list[Path]:
         """Remove each stored result whose key `is_current` rejects, with the folders named after it (its unfinished
-        work, a model saved with it); returns what was removed (with dry_run: what would be). Not while runs write."""
-        removed = []
+        work, a model saved with it), and unfinished work of no stored result whose recorded key it rejects; returns
+        what was removed (with dry_run: what would be). Work that recorded no key is kept. Not while runs write."""
+        removed, stored = [], set()
         for path, key in self.entries():
+            stored.add(path.stem)
             if not is_current(key):
                 removed += [p for p in (path, *(self.folder / kind / path.stem for kind in ATTACHED)) if p.exists()]
+        for folder in sorted((self.folder / "partial").glob("*")):
+            key = self.partial_key(folder)
+            if folder.name not in stored and key is not None and not is_current(key):
+                removed.append(folder)
         if not dry_run:
             for path in removed:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()

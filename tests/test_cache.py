@@ -134,3 +134,24 @@ def test_prune_removes_rejected_results_with_their_folders_and_keeps_the_rest(tm
     assert cache.get(new) == {"accuracy": 0.5} and cache.get(old) is None
     assert cache.partial(new).exists() and (tmp_path / "estimators" / cache.path(new).stem).exists()
     assert (tmp_path / ".tmp-writing.json").exists()
+
+
+def test_unfinished_work_records_its_key_and_prune_judges_it_by_that(tmp_path):
+    cache = ResultsCache(tmp_path)
+    old, new = {"code": "old", "data": [1, 2]}, {"code": "new", "data": [1, 2]}
+    for key in (old, new):
+        folder = cache.open_partial(key)
+        assert folder == cache.partial(key) and cache.partial_key(folder) == {"code": key["code"], "data": "[1, 2]"}
+        (folder / "fit").mkdir()
+    assert cache.open_partial(new) == cache.partial(new)  # opening it again keeps what is there
+    assert (cache.partial(new) / "fit").exists()
+    (tmp_path / "partial" / "before-keys").mkdir()  # written before keys were recorded: nothing to judge it by
+    (tmp_path / "partial" / "damaged").mkdir()
+    (tmp_path / "partial" / "damaged" / "key.json").write_text("{not json")
+    assert cache.partial_key(tmp_path / "partial" / "before-keys") is None
+    assert cache.partial_key(tmp_path / "partial" / "damaged") is None
+    is_current = lambda key: key.get("code") == "new"  # noqa: E731
+    assert cache.prune(is_current, dry_run=True) == [cache.partial(old)] and cache.partial(old).exists()
+    assert cache.prune(is_current) == [cache.partial(old)] and not cache.partial(old).exists()
+    assert sorted(p.name for p in (tmp_path / "partial").iterdir()) == sorted(
+        ["before-keys", "damaged", cache.partial(new).name])

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from liftnb import datasets
-from liftnb.cache import ResultsCache
+from liftnb.cache import ResultsCache, stored_key
 from liftnb.intervals import conformal_margin
 from liftnb.paper import classification, figures, regression, reproduce, results, runs
 
@@ -546,6 +546,7 @@ def test_an_interrupted_full_run_resumes_from_its_last_epoch_to_the_uninterrupte
     with pytest.raises(KeyboardInterrupt):
         run_once(cache)
     assert (partial / "fit" / "checkpoint.pt").exists() and (partial / "seconds.json").exists()
+    assert cache.partial_key(partial) == stored_key(run.key(run.data(), "full"))  # so --prune-cache can judge it
     before = json.loads((partial / "seconds.json").read_text())
     resumed = run_once(cache)
     assert epochs_run == [1, 2, 3]  # epoch 1 was not trained again
@@ -878,9 +879,12 @@ def test_prune_cache_removes_other_codes_results_models_and_stage_ones(tmp_path,
     current, piece, other = {"code": code_fingerprint()}, {"code": code_fingerprint("paper/own_data.py")}, {"code": "0ld"}
     for key in (current, piece, other):
         cache.put(key, {"accuracy": 1.0})
-    (cache.folder / "partial" / "interrupted").mkdir(parents=True)  # an unfinished run of no stored result
+    (cache.folder / "partial" / "interrupted").mkdir(parents=True)  # unfinished, of no stored result, no key recorded
     (cache.partial(other) / "fit").mkdir(parents=True)
     (cache.partial(other) / "fit" / "checkpoint.pt").write_bytes(b"x" * 1000)
+    resumable, abandoned = {**current, "seed": 1}, {**other, "seed": 1}  # unfinished, of no stored result, keys recorded
+    for key in (resumable, abandoned):
+        (cache.open_partial(key) / "fit").mkdir()
     loaded, older = tmp_path / "smollm2-135m-instruct-v1-transformers-9.9", tmp_path / "smollm2-135m-instruct-v1-x"
     for folder in (loaded, older, tmp_path / f"two-stage-{computing_code()[:8]}-abc", tmp_path / "two-stage-0ld-abc",
                    tmp_path / "two-stage-abc"):
@@ -889,12 +893,15 @@ def test_prune_cache_removes_other_codes_results_models_and_stage_ones(tmp_path,
     monkeypatch.setenv("LIFTNB_CACHE", str(tmp_path))
     monkeypatch.setattr(prune.models, "embedded_model_dir", lambda: loaded)
     reproduce.main(["--prune-cache", "--dry-run"])
-    assert "would remove: 4 (0 MB)" in capsys.readouterr().out and cache.get(other) is not None
+    assert "would remove: 5 (0 MB)" in capsys.readouterr().out and cache.get(other) is not None
+    assert cache.partial(abandoned).exists()
     reproduce.main(["--prune-cache"])
     out = capsys.readouterr().out
-    assert "removed: 4" in out and "kept unfinished runs" in out and "whose code was not recorded: 1" in out
+    assert "removed: 5" in out and "kept unfinished runs of this code" in out and "recorded no code" in out
     assert cache.get(current) is not None and cache.get(piece) is not None and cache.get(other) is None
-    assert not cache.partial(other).exists() and (cache.folder / "partial" / "interrupted").exists()
+    assert not cache.partial(other).exists() and not cache.partial(abandoned).exists()
+    assert cache.partial(resumable).exists() and (cache.folder / "partial" / "interrupted").exists()
+    assert "recorded no code" in out.split("interrupted")[0] and str(tmp_path / "two-stage-abc") in out
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["results", loaded.name, "two-stage-abc",
                                                                  f"two-stage-{computing_code()[:8]}-abc"])
     with pytest.raises(SystemExit):

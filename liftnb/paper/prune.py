@@ -24,8 +24,8 @@ class Pruned:
     """What a prune removed (or would remove) and what it kept on purpose."""
 
     removed: list[Path] = field(default_factory=list)
-    unfinished: list[Path] = field(default_factory=list)  # kept: an interrupted run resumes from it
-    unknown: list[Path] = field(default_factory=list)  # kept: stage-one models whose code was not recorded
+    unfinished: list[Path] = field(default_factory=list)  # kept: an interrupted run of this code resumes from it
+    unknown: list[Path] = field(default_factory=list)  # kept: unfinished runs and stage-one models that recorded no code
     kept_model: Path | None = None  # the converted embedded model this install loads
     freed: int = 0  # bytes of what was removed
 
@@ -38,20 +38,21 @@ def size(path: Path) -> int:
 
 
 def prune(root: Path | None = None, dry_run: bool = False) -> Pruned:
-    """Remove the cache's results computed by other code (with their saved models and unfinished work), converted
-    embedded models of other transformers versions and stage-one models of other code; keep unfinished runs of no
-    stored result (they resume) and whatever cannot be told apart. Run it while nothing else uses the cache."""
+    """Remove the cache's results and unfinished runs of other code (with their saved models), converted embedded
+    models of other transformers versions and stage-one models of other code; keep this code's unfinished runs (they
+    resume) and whatever recorded no code. Run it while nothing else uses the cache."""
     root = Path(root) if root is not None else models.cache_dir()
     cache, codes = ResultsCache(root / "results"), current_codes()
     done = Pruned(removed=cache.prune(lambda key: key.get("code") in codes, dry_run=True))
-    gone = {path.stem for path in done.removed}
-    done.unfinished = sorted(p for p in (cache.folder / "partial").glob("*") if p.name not in gone)
+    left = sorted(set((cache.folder / "partial").glob("*")) - set(done.removed))
+    done.unfinished = [p for p in left if cache.partial_key(p) is not None]
+    done.unknown = [p for p in left if cache.partial_key(p) is None]
     converted = sorted(root.glob(f"{EMBEDDED_PREFIX}*"))
     if converted:  # keep the one this install loads; converting it first, if it is not there yet
         done.kept_model = models.embedded_model_dir()
         done.removed += [p for p in converted if p != done.kept_model]
     stage_ones = sorted(root.glob(f"{STAGE_ONE_PREFIX}*"))
-    done.unknown = [p for p in stage_ones if stage_one_code(p) is None]
+    done.unknown += [p for p in stage_ones if stage_one_code(p) is None]
     done.removed += [p for p in stage_ones if stage_one_code(p) not in (None, stage_one_tag())]
     done.freed = sum(map(size, done.removed))
     if not dry_run:
@@ -70,8 +71,10 @@ def report(done: Pruned, dry_run: bool = False) -> str:
     if done.kept_model is not None:
         lines.append(f"kept the embedded model this install loads: {done.kept_model}")
     if done.unfinished:
-        lines.append(f"kept unfinished runs (a command with the same settings resumes them; delete the folders "
-                     f"yourself if you will not): {amount(done.unfinished)} in {done.unfinished[0].parent}")
+        lines.append(f"kept unfinished runs of this code (a command with the same settings resumes them; delete the "
+                     f"folders yourself if you will not): {amount(done.unfinished)} in {done.unfinished[0].parent}")
     if done.unknown:
-        lines.append(f"kept stage-one models whose code was not recorded: {amount(done.unknown)}")
+        lines.append(f"kept what recorded no code (unfinished runs and stage-one models written before 2026-12-06; "
+                     f"delete them yourself if you will not resume them): {amount(done.unknown)}")
+        lines += [f"  {path}" for path in done.unknown]
     return "\n".join(lines)

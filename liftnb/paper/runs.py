@@ -131,7 +131,7 @@ def execute(run: Run, profile: str, data: datasets.Dataset | None = None,
             partial: Path | None = None) -> tuple[pd.DataFrame, dict]:
     """Fit LIFT and the baselines for one run: (one row per method with provenance columns, figure extras).
 
-    With `partial` (a folder of the run's own, ResultsCache.partial), LIFT's fit writes a checkpoint there after
+    With `partial` (a folder of the run's own, ResultsCache.open_partial), LIFT's fit writes a checkpoint there after
     every epoch, and a later call after an interruption continues from it to the same result (Trainer.fit's
     resume) instead of starting over."""
     started = time.perf_counter()
@@ -180,11 +180,11 @@ def run_all(runs: list[Run], profile: str, experiment: str, cache: ResultsCache 
         started = time.perf_counter()
 
         key = item.key(data, profile)
-        # Full-profile fits run for up to hours, so they checkpoint every epoch and an interrupted command resumes
-        # them; quick fits take minutes, not worth a checkpoint of the trained layers and AdamW's moments an epoch.
-        partial = cache.partial(key) if profile == "full" else None
 
-        def compute(item=item, data=data, partial=partial):
+        def compute(item=item, data=data, key=key):
+            # Full-profile fits run for up to hours, so they checkpoint every epoch and an interrupted command resumes
+            # them; quick fits take minutes, not worth a checkpoint of the trained layers and AdamW's moments an epoch.
+            partial = cache.open_partial(key) if profile == "full" else None
             table, figure_data = execute(item, profile, data, partial)
             return {"table": table.to_dict(orient="list"), "extras": figure_data}
 
