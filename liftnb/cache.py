@@ -259,14 +259,13 @@ class ResultsCache:
         """Remove each stored result whose key `is_current` rejects, with the folders named after it (its unfinished
         work, a model saved with it), and unfinished work of no stored result whose recorded key it rejects; returns
         what was removed (with dry_run: what would be). Work that recorded no key is kept. Not while runs write."""
-        removed, stored = [], set()
+        removed = []
         for path, key in self.entries():
-            stored.add(path.stem)
             if not is_current(key):
                 removed += [p for p in (path, *(self.folder / kind / path.stem for kind in ATTACHED)) if p.exists()]
         for folder in sorted((self.folder / "partial").glob("*")):
             key = self.partial_key(folder)
-            if folder.name not in stored and key is not None and not is_current(key):
+            if key is not None and not is_current(key) and folder not in removed:  # not listed with its result
                 removed.append(folder)
         if not dry_run:
             for path in removed:

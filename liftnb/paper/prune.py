@@ -44,9 +44,8 @@ def prune(root: Path | None = None, dry_run: bool = False) -> Pruned:
     root = Path(root) if root is not None else models.cache_dir()
     cache, codes = ResultsCache(root / "results"), current_codes()
     done = Pruned(removed=cache.prune(lambda key: key.get("code") in codes, dry_run=True))
-    left = sorted(set((cache.folder / "partial").glob("*")) - set(done.removed))
-    done.unfinished = [p for p in left if cache.partial_key(p) is not None]
-    done.unknown = [p for p in left if cache.partial_key(p) is None]
+    for folder in sorted(set((cache.folder / "partial").glob("*")) - set(done.removed)):
+        (done.unknown if cache.partial_key(folder) is None else done.unfinished).append(folder)
     converted = sorted(root.glob(f"{EMBEDDED_PREFIX}*"))
     if converted:  # keep the one this install loads; converting it first, if it is not there yet
         done.kept_model = models.embedded_model_dir()
