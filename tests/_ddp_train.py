@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from liftnb import LIFTClassifier, datasets
-from liftnb.models import TINY_RANDOM
+from liftnb.models import TINY_RANDOM, load_lm
 
 torch.set_num_threads(1)
 out = sys.argv[1]
@@ -19,9 +19,11 @@ from accelerate import PartialState  # noqa: E402
 
 state = PartialState()
 weights = {k: v.detach().double().sum().item() for k, v in clf.model_.named_parameters() if v.requires_grad}
+untrained = dict(load_lm(TINY_RANDOM, device="cpu")[0].named_parameters())  # the weights fit started from
+initial = {k: untrained[k].detach().double().sum().item() for k in weights}
 result = {"rank": state.process_index, "world": state.num_processes, "steps": len(clf.history_.step_loss),
           "losses": clf.history_.step_loss,
-          "proba": clf.predict_proba(part.X_test).round(6).tolist(), "weights": weights,
+          "proba": clf.predict_proba(part.X_test).round(6).tolist(), "weights": weights, "initial": initial,
           "distributed_type": str(state.distributed_type)}
 with open(f"{out}/rank{state.process_index}.json", "w") as handle:
     json.dump(result, handle)

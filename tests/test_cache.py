@@ -73,11 +73,34 @@ def test_bf16_kernels_are_the_cpus_best_lowered_by_the_onednn_cap(flags, cap, ke
     assert bf16_kernels(flags, cap) == kernels
 
 
-def test_the_cpu_kernels_are_part_of_every_results_key():
+def test_the_cpu_kernels_are_part_of_every_results_key(monkeypatch, tmp_path):
     # AMX and AVX512-BF16 kernels gave the same Pollution fit 50% and 75%: a result must not cross between them.
+    import liftnb.cache
+    from liftnb import LIFTClassifier, datasets
+    from liftnb.compare import result_key
+    from liftnb.models import TINY_RANDOM
+    from liftnb.paper.runs import piece_key
+
     kernels = environment()["cpu_kernels"]
     gpu = accelerator()
     assert kernels.split(" / ")[0] == (f"{gpu}, cpu {bf16_kernels()}" if gpu else bf16_kernels())
+
+    def keys() -> tuple[dict, dict]:  # a table run's key (notebooks 02-07) and a piece's (notebooks 08-12)
+        return (result_key(datasets.load("iris"), 0, LIFTClassifier(model=TINY_RANDOM)),
+                piece_key({"seed": 0}, "a piece", "paper/own_data.py"))
+
+    cache = ResultsCache(tmp_path)
+    before = keys()
+    assert [key["environment"]["cpu_kernels"] for key in before] == [kernels, kernels]
+    other = "avx2" if bf16_kernels() != "avx2" else "avx512_core_amx"
+    monkeypatch.setattr(liftnb.cache, "bf16_kernels", lambda *args, **kwargs: other)
+    environment.cache_clear()
+    try:
+        after = keys()
+    finally:
+        environment.cache_clear()  # the next caller reads this machine's kernels again
+    assert [key["environment"]["cpu_kernels"].split(" / ")[0].endswith(other) for key in after] == [True, True]
+    assert all(cache.path(old) != cache.path(new) for old, new in zip(before, after))
 
 
 def test_a_visible_gpu_leads_the_kernels_entry(monkeypatch):

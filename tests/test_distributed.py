@@ -17,5 +17,6 @@ def test_two_process_cpu_training_syncs_and_predicts_identically(tmp_path):
     # 96 training rows, batch 8, 2 epochs: 24 batches shared out, 12 per process
     assert first["steps"] == second["steps"] == 12
     assert first["losses"] != second["losses"]  # each process trained on different batches ...
-    assert first["weights"] == second["weights"]  # ... yet gradients were averaged: identical weights
+    assert first["weights"] == second["weights"]  # ... yet gradients were averaged: identical weights,
+    assert all(first["weights"][k] != first["initial"][k] for k in first["weights"])  # moved by the steps
     assert first["proba"] == second["proba"]

@@ -246,8 +246,16 @@ def test_two_stage_fits_both_stages_with_the_profiles_learner(monkeypatch, profi
     assert (learner == runs.QUICK_LEARNER) == (profile == "quick")
 
 
-def test_logistic_reference_reads_the_same_rows_and_the_oracle_is_near_perfect():
+def test_logistic_reference_reads_the_same_rows_and_the_oracle_is_near_perfect(monkeypatch):
+    asked = []
+    for name in ("training_rows", "held_out_rows"):
+        real = getattr(two_stage, name)
+        monkeypatch.setattr(two_stage, name, lambda *args, real=real, name=name: asked.append((name, *args))
+                            or real(*args))
     reference = two_stage.logistic_reference("quick")
+    # the rows compare_stages trains and tests LIFT on for each (n, seed) of the profile
+    assert asked == [("held_out_rows", "classification")] + [
+        ("training_rows", "classification", n, seed) for n in two_stage.SIZES["quick"] for seed in two_stage.SEEDS["quick"]]
     assert list(reference.index) == [*two_stage.SIZES["quick"], "oracle"]
     assert reference["oracle"] > 0.9 and (reference.drop("oracle") > 0.5).all()
 
@@ -290,3 +298,18 @@ def test_the_mnist_piece_keeps_its_validation_and_test_images_when_it_trains_on_
     assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
     # the subsample holds exactly the images split here, so the extra training images come from outside it
     assert mnist.n_train + mnist.n_val + mnist.n_test == mnist.options["n"]
+
+
+@pytest.mark.parametrize("piece", list(half_image.image_sets("full")))
+def test_a_committed_half_image_piece_holds_this_checkouts_test_images(piece):
+    # notebook 08 reads the committed completions against these images (its old reader's scores): the same images
+    from liftnb.paper import reproduce
+
+    committed = reproduce.committed_piece("half_image", piece)
+    if committed is None:
+        pytest.skip(f"no committed figure data for {piece}")
+    image_set = half_image.image_sets("full")[piece]
+    images, labels, side, max_value = half_image._images(image_set.options)
+    levels = half_image.HalfImage(side=side, max_value=max_value).quantise(images)
+    _, _, test = half_image.split_images(labels, image_set)
+    assert np.array_equal(np.asarray(committed["original"]), levels[test])

@@ -44,25 +44,47 @@ def test_transform_fills_gaps_and_counts_malformed_rows_without_dropping_them(ta
     gaps = table.astype(object)
     gaps.iloc[[1, 4], 0] = np.nan
     gaps.iloc[2, 1] = None
-    filled = generator.transform(gaps)
+    filled = generator.transform(gaps)  # the real model's answers (mostly nonsense): nothing dropped, all counted
     assert filled.shape == gaps.shape and list(filled.index) == list(gaps.index)
-    complete = gaps.notna().all(axis=1)
-    pd.testing.assert_frame_equal(filled[complete].astype(object), gaps[complete].astype(object), check_dtype=False)
-    written = [1, 2, 4]
-    parsed = [i for i in written if i not in generator.malformed_rows_]
-    assert filled.iloc[parsed].notna().all().all()
-    assert filled.iloc[[i for i in written if i in generator.malformed_rows_]].isna().any(axis=1).all()
+    assert len(generator.last_completions_) == 3 and set(generator.malformed_rows_) <= {1, 2, 4}
     assert generator.malformed_ == pytest.approx(len(generator.malformed_rows_) / 3)
+
+    # what a model writes decides the cells: a well-formed answer, an unseen category, nonsense
+    asked = []
+    answers = ["length is 4.2@@@", "colour is purple@@@", "nonsense"]
+    generator._complete = lambda prompts, sampling: asked.extend(prompts) or [[text] for text in answers]
+    filled = generator.transform(gaps)
+    assert asked == [generator._prompt(gaps.iloc[1], ["length"]), generator._prompt(gaps.iloc[2], ["colour"]),
+                     generator._prompt(gaps.iloc[4], ["length"])]
+    assert filled.shape == gaps.shape and list(filled.index) == list(gaps.index)
+    assert filled.loc[1, "length"] == 4.2
+    assert pd.isna(filled.loc[2, "colour"]) and pd.isna(filled.loc[4, "length"])
+    assert generator.malformed_rows_ == [2, 4] and generator.malformed_ == pytest.approx(2 / 3)
+    known = gaps.notna()
+    pd.testing.assert_frame_equal(filled.astype(object).where(known), gaps.where(known), check_dtype=False)
 
 
 def test_conditional_sampling_writes_the_held_out_columns_n_times_reproducibly(table):
     generator = LIFTGenerator(**FAST, holdout=["count", "ok"]).fit(table)
     first = generator.sample(table.head(4), n=3, random_state=1)
+    texts = generator.last_completions_
     again = generator.sample(table.head(4), n=3, random_state=1)
-    assert first.shape == (12, 4) and first.index.nlevels == 2
+    assert generator.last_completions_ == texts and len(texts) == 4 and {len(t) for t in texts} == {3}
     pd.testing.assert_frame_equal(first, again)
+    generator.sample(table.head(4), n=3, random_state=2)
+    assert generator.last_completions_ != texts  # another seed, other samples
+    assert first.shape == (12, 4) and first.index.nlevels == 2
     pd.testing.assert_series_equal(first["colour"].droplevel(1), table.head(4)["colour"].repeat(3),
                                    check_names=False)
+
+    # each sample's parsed answer lands in its own row of the stack: (row, sample number)
+    written = [[generator._answer(pd.Series({"count": 10 * row + k, "ok": k == 1}), ["count", "ok"])
+                for k in range(3)] for row in range(4)]
+    generator._complete = lambda prompts, sampling: written
+    stacked = generator.sample(table.head(4), n=3, random_state=1)
+    assert stacked["count"].tolist() == [10 * row + k for row in range(4) for k in range(3)]
+    assert stacked["ok"].tolist() == [k == 1 for row in range(4) for k in range(3)]
+    assert generator.malformed_ == 0
 
 
 def test_positional_styles_mark_held_out_cells(table):
@@ -102,6 +124,16 @@ def test_imputer_trains_on_rows_with_gaps_and_survives_save_and_load(table, tmp_
     first = generator.transform(gappy.head(5))
     loaded = LIFTGenerator.load(generator.save(tmp_path / "gen"), device="cpu")
     pd.testing.assert_frame_equal(loaded.transform(gappy.head(5)), first)
+    assert loaded.last_completions_ == generator.last_completions_
+    # the loaded weights are the trained ones, not the model it started from
+    from liftnb.finetune import encode
+
+    examples = encode(generator.tokenizer_, *map(list, zip(*(generator.example(row, ["colour", "count"])
+                                                              for _, row in table.head(6).iterrows()))))
+    pad = generator.tokenizer_.pad_token_id
+    trained = answer_loss(generator.model_, examples, pad)
+    assert answer_loss(loaded.model_, examples, pad) == pytest.approx(trained, rel=1e-6)
+    assert answer_loss(load_lm(TINY_RANDOM, device="cpu")[0], examples, pad) != pytest.approx(trained, rel=1e-6)
 
 
 def test_unfitted_generator_refuses_to_write(table):

@@ -88,4 +88,11 @@ def test_compare_imputers_hands_validation_rows_only_to_imputers_that_take_them(
                            seed=0, validation=table.iloc[24:30])
     assert [("val_loss" in e) for e in generator.history_.epochs] == [True, True]
     assert generator.history_.best_epoch in (1, 2)
-    assert run.summary().loc["mean / mode", "cells"] == 10  # the mean/mode imputer fitted on train alone
+    assert run.summary().loc["mean / mode", "cells"] == 10
+    # the mean/mode imputer was fitted on train alone: its numbers are train's means, not train + validation's
+    filled, mask = run.filled["mean / mode"], run.mask
+    numbers = [c for c in ("size", "weight", "count") if mask[c].any()]
+    assert numbers
+    for column in numbers:
+        assert np.allclose(filled.loc[mask[column], column].astype(float), table[column].iloc[:24].mean()), column
+    assert any(not np.isclose(table[c].iloc[:24].mean(), table[c].iloc[:30].mean()) for c in numbers)

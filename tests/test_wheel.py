@@ -10,10 +10,18 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
-
 ROOT = Path(__file__).resolve().parents[1]
-PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+@pytest.fixture(scope="module")
+def pyproject() -> dict:
+    """pyproject.toml read (tomllib: Python >= 3.11, else tomli where installed); only the tests that read it skip
+    without either, not the wheel's own tests."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        tomllib = pytest.importorskip("tomli", reason="reading pyproject.toml needs Python >= 3.11 or tomli")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def _requirement_name(requirement: str) -> str:
@@ -29,10 +37,10 @@ def wheel(tmp_path_factory) -> Path:
     return next(out.glob("liftnb-*.whl"))
 
 
-def test_pyproject_lists_every_package_the_checkout_has():
+def test_pyproject_lists_every_package_the_checkout_has(pyproject):
     packages = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "liftnb").rglob("__init__.py")
                 if "__pycache__" not in p.parts}
-    listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
     assert packages == listed - {"liftnb._data"}, "a package the wheel would leave out, or one that is gone"
 
 
@@ -45,12 +53,12 @@ def test_the_wheel_holds_every_module_and_data_file(wheel):
     assert not [n for n in names if n.startswith(("tests/", "notebooks/", "results/", "data/"))]
 
 
-def test_environment_yml_matches_pyproject():
+def test_environment_yml_matches_pyproject(pyproject):
     """environment.yml (conda) installs exactly pyproject's dependencies and dev extra, torch pinned as make does."""
     yml = (ROOT / "environment.yml").read_text()
     pip = [line.strip()[2:].split("#")[0].strip() for line in yml.split("- pip:", 1)[1].splitlines()
            if line.strip().startswith("- ")]
-    declared = PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["dev"]
+    declared = pyproject["project"]["dependencies"] + pyproject["project"]["optional-dependencies"]["dev"]
     expected = sorted(d.replace(" ", "") for d in declared if _requirement_name(d) != "torch")
     got = sorted(p.replace(" ", "") for p in pip if p != "-e ." and _requirement_name(p) != "torch")
     assert got == expected, "environment.yml and pyproject.toml disagree"
@@ -90,9 +98,9 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(wheel, tmp_path):
     assert "wheel smoke passed: with-model" in out
 
 
-def test_the_floors_file_pins_every_floor_of_pyproject():
+def test_the_floors_file_pins_every_floor_of_pyproject(pyproject):
     """`make floors` tests the versions pyproject allows at the bottom, so .ci/floors.txt pins each `>=` floor."""
-    floors = {_requirement_name(d): d.split(">=")[1] for d in PYPROJECT["project"]["dependencies"] if ">=" in d}
+    floors = {_requirement_name(d): d.split(">=")[1] for d in pyproject["project"]["dependencies"] if ">=" in d}
     pins = dict(line.split("==") for line in (ROOT / ".ci" / "floors.txt").read_text().splitlines()
                 if line and not line.startswith("#"))
     floors.pop("torch")  # see .ci/floors.txt: not installable offline here
