@@ -7,7 +7,7 @@ regimes of prompt length, and against the library at another commit.
     python -m liftnb.bench --quick --model tiny-random   # the harness alone (seconds; its numbers mean nothing)
 
 Workloads: iris (3 classes, ~40 tokens a row; the HF Trainer reference and liftnb's variants), image (MNIST pooled
-to 14x14, 10 classes, ~550 tokens), many_class (Margin, 64 features, 100 classes, ~580 tokens) and fmnist7
+to 14x14, 10 classes, ~480 tokens), many_class (Margin, 64 features, 100 classes, ~576 tokens) and fmnist7
 (Fashion-MNIST pooled to 7x7, 200 rows, the settings of 07f4d0d: 6 epochs of batch 8). Every variant runs in its
 own subprocess (so peak RSS is its own), one after another (never two at once: two trainings on 2 cores slow each
 other 2-4x). With --against, the same harness (this file) runs on the other commit's library in a git worktree,

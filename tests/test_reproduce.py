@@ -80,11 +80,11 @@ def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds()
         planned = set(sweep.AS_IN_TABLE.get(variant, sweep.SETS)) - set(sweep.SAME_AS_CENTRE.get(variant, ()))
         assert {r.dataset for r in full if r.variant == variant} == planned
         assert {r.values for r in full if r.variant == variant} == {sweep.VALUES.get(variant, "raw")}
-    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2) == (4, 0.6)
-    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", None) == (5, 0.9)
-    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2, "-2 -1 -0.5 -0.4 -0.3") == (5, 0.9)  # ties improved
-    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.5 0.9", 2, min_epochs=5) == (5, 0.6)  # not before the floor
-    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.5 0.9", 2, min_epochs=7) == (6, 0.9)
+    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2) == (4, 2, 0.6)
+    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", None) == (5, 5, 0.9)
+    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.9", 2, "-2 -1 -0.5 -0.4 -0.3") == (5, 5, 0.9)  # ties improved
+    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.5 0.9", 2, min_epochs=5) == (5, 2, 0.6)  # not before the floor
+    assert sweep.patience_choice("0.5 0.6 0.6 0.55 0.5 0.9", 2, min_epochs=7) == (6, 6, 0.9)
     rows = pd.DataFrame({"dataset": ["tae"] * 5, "variant": ["old", "old", "steps300", "steps300", "steps300"],
                          "seed": [0, 1, 0, 1, 1], "method": ["lift_score"] * 4 + ["majority"],
                          "val_score": [0.3, 0.5, 0.6, 0.8, None], "accuracy": [0.4, 0.2, 0.7, 0.5, 0.35],
@@ -100,6 +100,36 @@ def test_the_sweep_changes_one_setting_at_a_time_over_ten_sets_and_three_seeds()
     assert shown["kernel families"].tolist() == [2, 2]  # steps300 seed 1 ran on AMX, the rest did not
     assert sweep.report(rows, variants=("old",))["kernel families"].tolist() == [1, 1]
 
+
+
+def test_a_minimum_tiebreak_gain_stops_a_run_whose_tiebreak_creeps():
+    from liftnb.paper import sweep
+
+    # Nine clusters' shape: validation 100% from the first epoch, the log-likelihood rising by ever smaller amounts
+    creeping = ("1 1 1 1 1 1", "-4e-5 -1.3e-5 -8e-6 -6e-6 -4.9e-6 -4.1e-6")
+    assert sweep.patience_choice(creeping[0], 3, creeping[1]) == (6, 6, 1.0)  # every epoch a better tiebreak
+    assert sweep.patience_choice(creeping[0], 3, creeping[1], min_delta=1e-3) == (4, 1, 1.0)
+    assert sweep.patience_choice(creeping[0], 3, creeping[1], min_epochs=5, min_delta=1e-3) == (5, 1, 1.0)
+    # a higher score always counts, however small; an equal one needs the tiebreak gain
+    assert sweep.patience_choice("0.5 0.5 0.51 0.51 0.51", 2, "-1 -0.5 -2 -1.5 -1.4", min_delta=0.2) == (5, 4, 0.51)
+
+
+def test_the_stopping_replay_reproduces_every_committed_default_fit():
+    from liftnb.paper import sweep
+
+    # Trainer.fit's rule (min_delta 0) replayed on the committed validation curves gives the recorded epochs run and
+    # epoch kept: the replay is the learner's rule, so what it says of another min_delta reads off the same curves
+    committed = pd.concat([results.read_results(results.results_path(name, "full"))
+                           for name in ("classification", "feature_names", "pretraining", "robustness")])
+    replay = sweep.stopping_replay(committed, 0.0)
+    assert len(replay) >= 150 and replay["replayed_as_recorded"].all(), replay[~replay["replayed_as_recorded"]]
+    assert (replay["seconds_saved"] == 0).all() and (replay["epochs_replayed"] == replay["epochs_run"]).all()
+    # the replay's check can fail: a curve that is not the one the fit recorded
+    shifted = committed.assign(val_curve=committed["val_curve"].str.replace(r"^(\S+)", "0", regex=True))
+    assert not sweep.stopping_replay(shifted, 0.0)["replayed_as_recorded"].all()
+    summary = sweep.stopping_summary(committed, deltas=(0.0, 1e-3))
+    assert summary.loc[0.0, "fit time saved %"] == 0 and summary.loc[1e-3, "fit time saved %"] > 0
+    assert (summary["lower validation"] >= 0).all() and (summary["not replayed as recorded"] == 0).all()
 
 def test_unknown_experiment_profile_or_dataset_is_named():
     with pytest.raises(ValueError, match="experiment"):

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import baselines
+from ..finetune.config import AUTO_MIN_STEPS, AUTO_PATIENCE
 from . import classification
 from .results import kernel_family
 from .runs import Run, runs_for
@@ -85,20 +86,72 @@ def plan(profile: str = "quick") -> list[Run]:
     return runs_for("sweep", profile, table)
 
 
-def patience_choice(curve: str, patience: int | None, tiebreak_curve: str = "",
-                    min_epochs: int = 0) -> tuple[int, float]:
-    """(epochs run, kept validation score) had training stopped after `patience` epochs without a better
+def patience_choice(curve: str, patience: int | None, tiebreak_curve: str = "", min_epochs: int = 0,
+                    min_delta: float = 0.0) -> tuple[int, int, float]:
+    """(epochs run, epoch kept, its validation score) had training stopped after `patience` epochs without a better
     (score, tiebreak), as Trainer.fit ranks epochs, but never before `min_epochs` (e.g. the epochs the 300-step floor
-    takes); the weights of each epoch are those of the full run: early stopping only cuts the run short."""
+    takes); an equal score counts as better only when its tiebreak beats the kept one's by more than `min_delta`
+    (Trainer.fit: 0). The weights of each epoch are those of the full run: early stopping only cuts the run short."""
+    ranks = _ranks(curve, tiebreak_curve)
+    best, best_epoch = (-np.inf, -np.inf), 0
+    for epoch, (score, tiebreak) in enumerate(ranks, 1):
+        if score > best[0] or (score == best[0] and tiebreak > best[1] + min_delta):
+            best, best_epoch = (score, tiebreak), epoch
+        elif patience and epoch - best_epoch >= patience and epoch >= min_epochs:
+            return epoch, best_epoch, best[0]
+    return len(ranks), best_epoch, best[0]
+
+
+def _ranks(curve: str, tiebreak_curve: str = "") -> list[tuple[float, float]]:
+    """Each epoch's (validation score, tiebreak) from a results row's curves (no tiebreak: -inf)."""
     scores = [float(v) for v in str(curve).split()]
     tiebreaks = [float(v) for v in str(tiebreak_curve or "").split()] or [-np.inf] * len(scores)
-    best, best_epoch = (-np.inf, -np.inf), 0
-    for epoch, rank in enumerate(zip(scores, tiebreaks), 1):
-        if rank > best:
-            best, best_epoch = rank, epoch
-        elif patience and epoch - best_epoch >= patience and epoch >= min_epochs:
-            return epoch, best[0]
-    return len(scores), best[0]
+    return list(zip(scores, tiebreaks))
+
+
+def stopping_replay(results: pd.DataFrame, min_delta: float, patience: int = AUTO_PATIENCE,
+                    min_steps: int = AUTO_MIN_STEPS) -> pd.DataFrame:
+    """Each label-scoring fit of the default length (epochs="auto") in `results`, its recorded validation curves
+    replayed under a stopping rule whose tiebreak must improve by more than `min_delta`: epochs run and epoch kept
+    as recorded and as replayed, the kept validation score of each, and the fit seconds the replay would save (the
+    recorded seconds an epoch times the epochs not run). Fits recorded by several experiments count once. The curves
+    are written to 4 significant figures, so where two epochs' tiebreaks differed below that the replay may keep the
+    other of the two: `replayed_as_recorded` holds where the replay (min_delta 0) ran the recorded epochs and kept
+    an epoch whose written (score, tiebreak) is the recorded best epoch's."""
+    rows = results[(results["method"] == "lift_score") & (results["epochs"].astype(str) == "auto")
+                   & results["val_curve"].notna()]
+    rows = rows.drop_duplicates(["val_curve", "val_tiebreak_curve", "fit_seconds"])
+    out = []
+    for _, row in rows.iterrows():
+        per_epoch = row["steps"] / row["epochs_run"]
+        floor = int(np.ceil(min_steps / per_epoch))
+        recorded = patience_choice(row["val_curve"], patience, row["val_tiebreak_curve"], floor)
+        ranks = _ranks(row["val_curve"], row["val_tiebreak_curve"])
+        as_recorded = (recorded[0] == row["epochs_run"]
+                       and ranks[recorded[1] - 1] == ranks[int(row["best_epoch"]) - 1])
+        replayed = patience_choice(row["val_curve"], patience, row["val_tiebreak_curve"], floor, min_delta)
+        out.append({"experiment": row["experiment"], "dataset": row["dataset"], "variant": row["variant"],
+                    "seed": row["seed"], "epochs_run": int(row["epochs_run"]), "best_epoch": int(row["best_epoch"]),
+                    "replayed_as_recorded": as_recorded,
+                    "val": recorded[2], "epochs_replayed": replayed[0], "kept_replayed": replayed[1],
+                    "val_replayed": replayed[2], "fit_seconds": row["fit_seconds"],
+                    "seconds_saved": (row["epochs_run"] - replayed[0]) * row["fit_seconds"] / row["epochs_run"]})
+    return pd.DataFrame(out)
+
+
+def stopping_summary(results: pd.DataFrame, deltas=(0.0, 1e-4, 1e-3, 1e-2)) -> pd.DataFrame:
+    """Per min_delta, over stopping_replay's fits: how many, those whose replay at min_delta=0 is not what was
+    recorded (the replay's check), the share of fit time saved, fits that would keep another epoch (whose test
+    accuracy only a re-run tells), and fits whose kept validation score would be lower, with the mean score."""
+    summary = {}
+    for delta in deltas:
+        replay = stopping_replay(results, delta)
+        summary[delta] = {"fits": len(replay), "not replayed as recorded": int((~replay["replayed_as_recorded"]).sum()),
+                          "fit time saved %": 100 * replay["seconds_saved"].sum() / replay["fit_seconds"].sum(),
+                          "another epoch kept": int((replay["kept_replayed"] != replay["best_epoch"]).sum()),
+                          "lower validation": int((replay["val_replayed"] < replay["val"]).sum()),
+                          "mean validation %": 100 * replay["val_replayed"].mean()}
+    return pd.DataFrame.from_dict(summary, orient="index").rename_axis("min_delta")
 
 
 def table(results: pd.DataFrame) -> pd.DataFrame:
