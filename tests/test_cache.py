@@ -68,6 +68,7 @@ AMX_CPU = {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
     (AMX_CPU - {"amx_bf16", "amx_tile"}, "AVX10_1_512_AMX", "avx512_core_bf16"),  # a cap above the CPU changes nothing
     ({"avx2", "avx512f"}, "", "avx512_core"),
     ({"sse4_2"}, "", "older"),
+    (AMX_CPU, "SSE41", "older"),  # a cap below AVX2: oneDNN's bf16 products leave the AVX2 kernels too
 ])
 def test_bf16_kernels_are_the_cpus_best_lowered_by_the_onednn_cap(flags, cap, kernels):
     assert bf16_kernels(flags, cap) == kernels
@@ -103,6 +104,14 @@ def test_the_cpu_kernels_are_part_of_every_results_key(monkeypatch, tmp_path):
     assert all(cache.path(old) != cache.path(new) for old, new in zip(before, after))
 
 
+def test_the_older_name_of_the_onednn_cap_caps_too(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
+    assert bf16_kernels(AMX_CPU) == "avx2"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # the current name wins
+    assert bf16_kernels(AMX_CPU) == "avx512_core_bf16"
+
+
 def test_a_visible_gpu_leads_the_kernels_entry(monkeypatch):
     # device="auto" trains on the GPU where there is one: its rows must not read as computed on the CPU's kernels
     import torch
@@ -112,6 +121,14 @@ def test_a_visible_gpu_leads_the_kernels_entry(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H200")
     monkeypatch.setattr(torch.version, "cuda", "13.0")
     assert accelerator() == "cuda NVIDIA H200 (sm_90, CUDA 13.0)"
+    try:  # transformers' hub kernels change a GPU's arithmetic: turned on by the user, they are in the entry
+        for setting, entry in (("1", "cuda NVIDIA H200 (sm_90, CUDA 13.0), hub kernels, cpu "),
+                               ("0", "cuda NVIDIA H200 (sm_90, CUDA 13.0), cpu ")):
+            monkeypatch.setenv("USE_HUB_KERNELS", setting)
+            environment.cache_clear()
+            assert environment()["cpu_kernels"].startswith(entry)
+    finally:
+        environment.cache_clear()  # the next caller reads this machine as it is
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert accelerator() is None
 

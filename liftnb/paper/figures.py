@@ -81,13 +81,19 @@ def region_resolution(data, profile: str) -> int | None:
     return REGION_RESOLUTION[profile] if data.task == "classification" and data.X.shape[1] == 2 else None
 
 
+def intervals_on_validation(data, profile: str) -> bool | None:
+    """Whether a run's sampled intervals cover the validation rows too (None: not a 1-D regression set, no intervals).
+    Full profile only: sampling the 50 validation rows costs about a minute on 2 cores, beyond CI's time."""
+    return profile == "full" if data.task == "regression" and data.X.shape[1] == 1 else None
+
+
 def extras(estimator, part, data, profile: str, seed: int) -> dict:
     """The figure data a run keeps: regions and label scores (2-D classification, seed 0) or curves and sampled
     intervals (1-D regression)."""
-    if data.task == "regression" and data.X.shape[1] == 1:
-        # full only: sampling the 50 validation rows costs about a minute on 2 cores, beyond CI's time
+    validation = intervals_on_validation(data, profile)
+    if validation is not None:
         return {**regression_curves(estimator, part, data, seed),
-                "intervals": regression_intervals(estimator, part, seed, validation=profile == "full")}
+                "intervals": regression_intervals(estimator, part, seed, validation=validation)}
     if region_resolution(data, profile) and seed == 0:
         return {**decision_regions(estimator, part, data, REGION_RESOLUTION[profile], seed),
                 "label_scores": label_scores(estimator, part, data, seed)}

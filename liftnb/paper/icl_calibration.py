@@ -74,9 +74,9 @@ ICL_SETS = {"quick": {"tae": 9}, "full": {"iris": 15, "tae": 15, "customers": 10
 def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) -> dict:
     """In context (k examples) vs LIFT fine-tuned on the same k vs LIFT on the whole training part."""
     learner = profile_learner(profile)
+    data = datasets.load(name)
 
     def compute() -> dict:
-        data = datasets.load(name)
         part = datasets.split(data, seed=0)
         X_k, y_k = take_fraction(part.X_train, part.y_train, k / len(part.y_train), seed=0)
         template = datasets.template_for(data, style="no_names").bind(part.X_train, task="classification",
@@ -94,7 +94,7 @@ def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) ->
                         icl_prompts(template, X_k, np.searchsorted(classes, y_k), part.X_test.head(5)))["input_ids"]]))}
         return {"metrics": metrics_}
 
-    key = {"experiment": "icl", "dataset": name, "k": k,
+    key = {"experiment": "icl", "dataset": name, "X": data.X, "y": data.y, "k": k,
            "lift": LIFTClassifier(verbose=0, **learner).resolved_settings()}
     result = dict(cached_piece("icl", profile, f"{name} k={k}", key, compute, "paper/icl_calibration.py", cache=cache,
                                log=log))

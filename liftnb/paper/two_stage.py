@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
-from ..cache import computing_code, environment, fingerprint
+from ..cache import environment, fingerprint
 from ..datasets import Dataset
 from ..estimators import LIFTClassifier, LIFTRegressor
-from ..models import cache_dir
-from .runs import cached_piece, profile_learner
+from ..models import cache_dir, model_identity
+from .runs import cached_piece, code_fingerprint, profile_learner
+
+MODULE = "paper/two_stage.py"
 
 
 def target_task(n: int, seed: int = 0, noise: float = 0.1) -> Dataset:
@@ -104,8 +106,9 @@ STAGE_ONE_PREFIX = "two-stage-"  # stage-one model folders in the cache: prefix,
 
 
 def stage_one_tag() -> str:
-    """The computing code's tag that leads this checkout's stage-one folder names (after STAGE_ONE_PREFIX)."""
-    return computing_code()[:8]
+    """The code's tag that leads this checkout's stage-one folder names (after STAGE_ONE_PREFIX): the core's computing
+    code, the runner and this module, which holds stage_one."""
+    return code_fingerprint(MODULE)[:8]
 
 
 def stage_one_code(folder: Path) -> str | None:
@@ -114,13 +117,19 @@ def stage_one_code(folder: Path) -> str | None:
     return parts[0] if len(parts) == 2 else None
 
 
+def stage_one_folder(pretext: Dataset, estimator) -> Path:
+    """Where the stage-one model of this pretext data and estimator is kept: named by everything that determines it
+    (the data, the settings, the model it starts from, the code, the library versions)."""
+    key = {"X": pretext.X, "y": pretext.y, "lift": estimator.resolved_settings(), "code": code_fingerprint(MODULE),
+           "environment": environment(), "model": model_identity(estimator.model)}
+    # the code leads the name, so the cache's pruning (paper.prune) knows a folder of other code without reading it
+    return cache_dir() / f"{STAGE_ONE_PREFIX}{stage_one_tag()}-{fingerprint(key)[:16]}"
+
+
 def stage_one(pretext: Dataset, epochs: int = 2, **params) -> str:
     """Fine-tune the embedded model on the pretext data once and export it; returns its folder (cached on disk)."""
     estimator = TASKS[pretext.task].estimator(epochs=epochs, verbose=0, **params)
-    key = {"X": pretext.X, "y": pretext.y, "lift": estimator.resolved_settings(), "code": computing_code(),
-           "environment": environment()}
-    # the code leads the name, so the cache's pruning (paper.prune) knows a folder of other code without reading it
-    folder = cache_dir() / f"{STAGE_ONE_PREFIX}{stage_one_tag()}-{fingerprint(key)[:16]}"
+    folder = stage_one_folder(pretext, estimator)
     if not (folder / "config.json").exists():
         estimator.fit(pretext.X, pretext.y).export_model(folder)
     return str(folder)
@@ -185,6 +194,6 @@ def experiment(profile: str = "quick", task: str = "regression", cache=None, log
             key = {"experiment": "two_stage", "pretext": fingerprint({"X": pretext.X, "y": pretext.y}), "n": n,
                    "seed": seed, "lift": settings}
             result = cached_piece("two_stage", profile, piece_name(task, n, seed), key, compute,
-                                  "paper/two_stage.py", cache=cache, log=log)
+                                  MODULE, cache=cache, log=log)
             rows.append({**result["metrics"], "seed": seed})
     return pd.DataFrame(rows)
