@@ -716,6 +716,30 @@ def test_notebooks_assert_on_this_checkouts_runs_and_show_committed_rows_apart(t
     assert "classification stale: iris seeds [1, 2]" in report and "classification missing: wine seeds [0, 1, 2]" in report
 
 
+def test_a_committed_row_of_another_plan_is_not_current(tmp_path, monkeypatch):
+    # a row records what it computed (runs.plan_key): changed data, settings or model in the plan make it "other plan"
+    from liftnb.cache import learner_code
+
+    calls = []
+    monkeypatch.setattr(runs, "execute", _fake_execute(calls))
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    wine = next(r for r in reproduce.plan("classification", "full") if r.dataset == "wine" and r.seed == 0)
+    written = runs.run_all([wine], "full", "classification", cache=ResultsCache(tmp_path / "cache"), log=lambda *_: 0)
+    planned = runs.plan_key(wine.key(wine.data(), "full"))
+    assert (written["plan_key"] == planned).all()
+    rows = results.read_results(tmp_path / "classification_full.csv")
+    assert (rows["plan_key"] == planned).all()
+    other = rows.assign(seed=1, plan_key="0ther plan")  # seed 1's row, computed for another plan
+    unrecorded = rows.assign(seed=2).drop(columns="plan_key")  # seed 2's, from before plan keys were recorded
+    pd.concat([rows, other, unrecorded]).assign(learner_code=learner_code()).to_csv(
+        tmp_path / "classification_full.csv", index=False)
+    states = reproduce.status(["classification"]).set_index(["dataset", "seed"])["state"]
+    assert list(states.loc["wine"]) == ["current", "other plan", "current"]
+    assert "classification other plan: wine seeds [1]" in reproduce.status_report(reproduce.status(["classification"]))
+    assert runs.plan_key({**wine.key(wine.data(), "full"), "environment": {"torch": "other"}}) == planned
+    assert runs.plan_key({**wine.key(wine.data(), "full"), "seed": 5}) != planned
+
+
 def test_the_overview_of_committed_rows_names_where_each_was_computed(tmp_path):
     from liftnb.cache import learner_code
 

@@ -4,7 +4,7 @@
     python -m liftnb.paper classification --profile full --datasets iris wine --seeds 0
     python -m liftnb.paper regression --profile full --variants p=1 --seeds 0
     python -m liftnb.paper classification --profile quick --list    # the plan, with each run's size
-    python -m liftnb.paper --status                                 # committed full rows: current, stale, missing
+    python -m liftnb.paper --status                                 # committed full rows: current, stale, missing, ...
     python -m liftnb.paper classification --table                   # the committed table, as the README shows it
     python -m liftnb.paper --prune-cache --dry-run                  # what the cache holds for other code or versions
 
@@ -37,7 +37,7 @@ from ..cache import ResultsCache
 from . import (boundaries, classification, feature_names, half_image, icl_calibration, imputation_study, own_data,
                pretraining, prune, regression, results as results_files, robustness, sweep, two_stage)
 from .results import results_path, summary
-from .runs import PROFILES, Run, run_all
+from .runs import PROFILES, Run, plan_key, run_all
 
 TABLES = {"classification": classification, "boundaries": boundaries, "regression": regression,
           "robustness": robustness, "feature_names": feature_names, "pretraining": pretraining, "sweep": sweep}
@@ -256,9 +256,19 @@ def planned_full_runs(experiment: str) -> dict[str, list[tuple[str, str, int]]]:
     raise ValueError(f"Unknown experiment {experiment!r}.")
 
 
+def planned_keys(experiment: str) -> dict:
+    """(dataset, variant, seed) -> a function giving that full-profile run's plan_key, for the table experiments
+    (their runs' keys; loading the data is why it waits to be called); empty for the others."""
+    if experiment not in TABLES:
+        return {}
+    return {(r.dataset, r.variant, r.seed): (lambda r=r: plan_key(r.key(r.data(), "full")))
+            for r in plan(experiment, "full")}
+
+
 def status(experiments=None) -> pd.DataFrame:
-    """Every planned full-profile run with its state in results/: "current", "stale" or "missing"."""
-    return pd.concat([results_files.status(name, planned) for experiment in experiments or [*TABLES, *PIECES]
+    """Every planned full-profile run with its state in results/: "current", "stale", "other plan" or "missing"."""
+    return pd.concat([results_files.status(name, planned, plan_keys=planned_keys(experiment))
+                      for experiment in experiments or [*TABLES, *PIECES]
                       for name, planned in planned_full_runs(experiment).items()], ignore_index=True)
 
 
@@ -330,7 +340,8 @@ def main(argv=None) -> None:
                         help="runs at once, each in a process of its own (a GPU's room; never on a 2-core CPU)")
     parser.add_argument("--list", action="store_true", help="print the plan and exit")
     parser.add_argument("--status", action="store_true",
-                        help="count the full-profile runs of results/ that are current, stale or missing")
+                        help="count the full-profile runs of results/ that are current, stale (another learner), "
+                             "of another plan or missing")
     parser.add_argument("--table", action="store_true",
                         help="print the committed full-profile classification table as markdown (the README's)")
     parser.add_argument("--prune-cache", action="store_true",

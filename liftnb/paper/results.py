@@ -102,13 +102,27 @@ def committed_piece(experiment: str, piece: str, folder: Path | None = None) -> 
     return result
 
 
-def status(experiment: str, planned: list[tuple[str, str, int]], folder: Path | None = None) -> pd.DataFrame:
-    """Per planned full-profile run (dataset, variant, seed): "current", "stale" or "missing" in results/."""
+def status(experiment: str, planned: list[tuple[str, str, int]], folder: Path | None = None,
+           plan_keys: dict | None = None) -> pd.DataFrame:
+    """Per planned full-profile run (dataset, variant, seed): "current", "stale" (another learner), "other plan" (its
+    row recorded a plan_key that is not the planned run's: other data, settings or model) or "missing" in results/.
+    `plan_keys` maps a planned run to a function giving its plan_key (runs.plan_key), called only for a row that
+    recorded one (rows from before 2026-12-06 did not, and are judged by their learner alone)."""
     rows = committed(experiment, folder)
-    stale = {(d, v, int(s)): bool(x) for d, v, s, x in zip(rows["dataset"], rows["variant"], rows["seed"],
-                                                          rows["stale"])}
-    return pd.DataFrame([{"experiment": experiment, "dataset": d, "variant": v, "seed": s,
-                          "state": "missing" if (d, v, s) not in stale else "stale" if stale[(d, v, s)] else "current"}
+    recorded = rows["plan_key"] if "plan_key" in rows else pd.Series(None, index=rows.index, dtype=object)
+    found = {(d, v, int(s)): (bool(x), k) for d, v, s, x, k in zip(rows["dataset"], rows["variant"], rows["seed"],
+                                                                  rows["stale"], recorded)}
+
+    def state(run: tuple) -> str:
+        if run not in found:
+            return "missing"
+        stale, key = found[run]
+        if stale:
+            return "stale"
+        planned_key = (plan_keys or {}).get(run)
+        return "other plan" if isinstance(key, str) and planned_key and key != planned_key() else "current"
+
+    return pd.DataFrame([{"experiment": experiment, "dataset": d, "variant": v, "seed": s, "state": state((d, v, s))}
                          for d, v, s in planned])
 
 

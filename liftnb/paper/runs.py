@@ -27,7 +27,7 @@ RUNNER = ("paper/runs.py", "paper/figures.py", "paper/perturb.py", "paper/result
 VALUES = ("raw", "standardised")  # how a run writes its numbers (Run.values)
 PROVENANCE = ["experiment", "dataset", "variant", "seed", "profile", "model", "epochs", "train_layers", "n_rows",
               "n_train", "tokens_per_row", "style", "git_commit", "date", "run_seconds", "resumed", "code",
-              "learner_code", "cpu_kernels", "libraries"]
+              "learner_code", "cpu_kernels", "libraries"]  # run_all adds plan_key
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,6 +108,15 @@ def provenance(**fields) -> dict:
     return {**fields, "git_commit": git_commit(), "date": datetime.date.today().isoformat(),
             "cpu_kernels": versions["cpu_kernels"],
             "libraries": " ".join(f"{name}={version}" for name, version in versions.items() if name != "cpu_kernels")}
+
+
+def plan_key(key: dict) -> str:
+    """What a run computes, as its plan and the learner's defaults say (the data by content, every resolved setting,
+    the model, the seed, the modes, baselines, changes and figures), without where and by which code it ran: a
+    committed row whose plan_key is not its planned run's was computed for another plan (results.status)."""
+    planned = {k: v for k, v in key.items() if k not in ("environment", "code")}
+    planned["lift"] = {k: v for k, v in key["lift"].items() if k != "device"}  # where it ran, as cpu_kernels says
+    return fingerprint(planned)[:16]
 
 
 class SecondsBesideCheckpoints(Callback):
@@ -191,7 +200,8 @@ def run_all(runs: list[Run], profile: str, experiment: str, cache: ResultsCache 
 
         stored, cached = cache.get_or_compute(key, compute)
         extras[(item.dataset, item.variant, item.seed)] = stored.get("extras", {})
-        table = pd.DataFrame(stored["table"]).assign(experiment=experiment, variant=item.variant, profile=profile)
+        table = pd.DataFrame(stored["table"]).assign(experiment=experiment, variant=item.variant, profile=profile,
+                                                     plan_key=plan_key(key))
         tables.append(table)
         if write_csv:
             write_results(table, results_path(experiment, profile, results_folder))
