@@ -110,8 +110,8 @@ def learner_code() -> str:
 
 # oneDNN's bf16 matrix-product kernel families, oldest first, and the ONEDNN_MAX_CPU_ISA values that cap each.
 BF16_KERNELS = ("older", "avx2", "avx512_core", "avx512_core_bf16", "avx512_core_amx")
-ISA_CAPS = {"SSE41": "older", "AVX": "older", "AVX2": "avx2", "AVX2_VNNI": "avx2", "AVX2_VNNI_2": "avx2", "AVX512_CORE": "avx512_core",
-            "AVX512_CORE_VNNI": "avx512_core", "AVX512_CORE_BF16": "avx512_core_bf16",
+ISA_CAPS = {"SSE41": "older", "AVX": "older", "AVX2": "avx2", "AVX2_VNNI": "avx2", "AVX2_VNNI_2": "avx2",
+            "AVX512_CORE": "avx512_core", "AVX512_CORE_VNNI": "avx512_core", "AVX512_CORE_BF16": "avx512_core_bf16",
             "AVX512_CORE_FP16": "avx512_core_bf16", "AVX10_1_512": "avx512_core_bf16"}
 
 

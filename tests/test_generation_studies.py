@@ -263,8 +263,9 @@ def test_logistic_reference_reads_the_same_rows_and_the_oracle_is_near_perfect(m
                             or real(*args))
     reference = two_stage.logistic_reference("quick")
     # the rows compare_stages trains and tests LIFT on for each (n, seed) of the profile
+    sizes, seeds = two_stage.SIZES["quick"], two_stage.SEEDS["quick"]
     assert asked == [("held_out_rows", "classification")] + [
-        ("training_rows", "classification", n, seed) for n in two_stage.SIZES["quick"] for seed in two_stage.SEEDS["quick"]]
+        ("training_rows", "classification", n, seed) for n in sizes for seed in seeds]
     assert list(reference.index) == [*two_stage.SIZES["quick"], "oracle"]
     assert reference["oracle"] > 0.9 and (reference.drop("oracle") > 0.5).all()
 

@@ -82,7 +82,8 @@ class Run:
         return result_key(data, self.seed, self.estimator(data), modes=self.modes, baselines=repr(self.baselines),
                           split=repr(self.split), changes=repr(self.changes), values=self.values,
                           regions=figures.region_resolution(data, profile),
-                          intervals_on_validation=figures.intervals_on_validation(data, profile), code=code_fingerprint())
+                          intervals_on_validation=figures.intervals_on_validation(data, profile),
+                          code=code_fingerprint())
 
 
 @functools.lru_cache(maxsize=None)
