@@ -92,14 +92,7 @@ def patience_choice(curve: str, patience: int | None, tiebreak_curve: str = "", 
     (score, tiebreak), as Trainer.fit ranks epochs, but never before `min_epochs` (e.g. the epochs the 300-step floor
     takes); an equal score counts as better only when its tiebreak beats the kept one's by more than `min_delta`
     (Trainer.fit: 0). The weights of each epoch are those of the full run: early stopping only cuts the run short."""
-    ranks = _ranks(curve, tiebreak_curve)
-    best, best_epoch = (-np.inf, -np.inf), 0
-    for epoch, (score, tiebreak) in enumerate(ranks, 1):
-        if score > best[0] or (score == best[0] and tiebreak > best[1] + min_delta):
-            best, best_epoch = (score, tiebreak), epoch
-        elif patience and epoch - best_epoch >= patience and epoch >= min_epochs:
-            return epoch, best_epoch, best[0]
-    return len(ranks), best_epoch, best[0]
+    return _stopped(_ranks(curve, tiebreak_curve), patience, min_epochs, min_delta)
 
 
 def _ranks(curve: str, tiebreak_curve: str = "") -> list[tuple[float, float]]:
@@ -107,6 +100,18 @@ def _ranks(curve: str, tiebreak_curve: str = "") -> list[tuple[float, float]]:
     scores = [float(v) for v in str(curve).split()]
     tiebreaks = [float(v) for v in str(tiebreak_curve or "").split()] or [-np.inf] * len(scores)
     return list(zip(scores, tiebreaks))
+
+
+def _stopped(ranks: list[tuple[float, float]], patience: int | None, min_epochs: int,
+             min_delta: float) -> tuple[int, int, float]:
+    """patience_choice on curves already read."""
+    best, best_epoch = (-np.inf, -np.inf), 0
+    for epoch, (score, tiebreak) in enumerate(ranks, 1):
+        if score > best[0] or (score == best[0] and tiebreak > best[1] + min_delta):
+            best, best_epoch = (score, tiebreak), epoch
+        elif patience and epoch - best_epoch >= patience and epoch >= min_epochs:
+            return epoch, best_epoch, best[0]
+    return len(ranks), best_epoch, best[0]
 
 
 def stopping_replay(results: pd.DataFrame, min_delta: float, patience: int = AUTO_PATIENCE,
@@ -123,13 +128,12 @@ def stopping_replay(results: pd.DataFrame, min_delta: float, patience: int = AUT
     rows = rows.drop_duplicates(["val_curve", "val_tiebreak_curve", "fit_seconds"])
     out = []
     for _, row in rows.iterrows():
-        per_epoch = row["steps"] / row["epochs_run"]
-        floor = int(np.ceil(min_steps / per_epoch))
-        recorded = patience_choice(row["val_curve"], patience, row["val_tiebreak_curve"], floor)
+        floor = int(np.ceil(min_steps / (row["steps"] / row["epochs_run"])))
         ranks = _ranks(row["val_curve"], row["val_tiebreak_curve"])
+        recorded = _stopped(ranks, patience, floor, 0.0)
+        replayed = _stopped(ranks, patience, floor, min_delta)
         as_recorded = (recorded[0] == row["epochs_run"]
                        and ranks[recorded[1] - 1] == ranks[int(row["best_epoch"]) - 1])
-        replayed = patience_choice(row["val_curve"], patience, row["val_tiebreak_curve"], floor, min_delta)
         out.append({"experiment": row["experiment"], "dataset": row["dataset"], "variant": row["variant"],
                     "seed": row["seed"], "epochs_run": int(row["epochs_run"]), "best_epoch": int(row["best_epoch"]),
                     "replayed_as_recorded": as_recorded,
