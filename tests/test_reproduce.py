@@ -681,6 +681,60 @@ def test_cached_piece_computes_once_and_writes_provenance_in_full(tmp_path, monk
     assert [p.name for p in (tmp_path / "half_image_full").iterdir()] == ["digits.json.gz"]
 
 
+class _KeyTaken(Exception):
+    """Raised by a stand-in for cached_piece: the key a piece function would compute its piece under."""
+
+
+@pytest.mark.parametrize("experiment", reproduce.PIECES)
+def test_each_piece_is_judged_by_the_key_it_is_computed_under(experiment, tmp_path, monkeypatch):
+    # results.status and the notebooks' committed views compare a piece's recorded plan_key with its planned one
+    # (reproduce.planned_keys); both must come from the key the piece function hands to cached_piece
+    from liftnb.paper import half_image, icl_calibration, imputation_study, own_data, two_stage
+
+    def take(experiment_, profile, piece, key, compute, module, cache=None, log=print):
+        raise _KeyTaken(piece, runs.plan_key(runs.piece_key(key, piece, module)))
+
+    modules = {"half_image": half_image, "two_stage": two_stage, "icl_calibration": icl_calibration,
+               "own_data": own_data, "imputation": imputation_study}
+    monkeypatch.setattr(modules[experiment], "cached_piece", take)
+    call = {"half_image": lambda: half_image.half_image_run("mnist14", "full"),
+            "two_stage": lambda: two_stage.experiment("full", "classification"),
+            "icl_calibration": lambda: icl_calibration.icl_run("tae", 15, "full"),
+            "own_data": lambda: own_data.penguins_run(1, "full", cache=ResultsCache(tmp_path)),
+            "imputation": lambda: imputation_study.imputation_run(2, "full")}[experiment]
+    with pytest.raises(_KeyTaken) as taken:
+        call()  # nothing is fitted: the stand-in stops the piece before it computes
+    piece, computed_under = taken.value.args
+    planned = {run[0]: key for run, key in reproduce.planned_keys(experiment).items()}
+    assert planned[piece]() == computed_under
+    assert sum(planned[other]() == computed_under for other in planned) == 1  # each piece its own plan
+
+
+def test_a_committed_piece_of_another_plan_is_not_current(tmp_path, monkeypatch):
+    from liftnb.paper import half_image
+
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    key = half_image.half_image_key("digits", "full")
+    result = runs.cached_piece("half_image", "full", "digits", key, lambda: {"metrics": {"mse": 1.0}},
+                               half_image.MODULE, cache=ResultsCache(tmp_path / "cache"), log=lambda *_: 0)
+    planned = reproduce.planned_keys("half_image")[("digits", "", 0)]()
+    assert result["provenance"]["plan_key"] == planned  # recorded in the row and in the piece's file
+    assert results.read_results(tmp_path / "half_image_full.csv")["plan_key"].tolist() == [planned]
+    assert reproduce.committed_piece("half_image", "digits")["state"] == "current"
+    assert reproduce.status(["half_image"]).set_index("dataset")["state"].to_dict() == {
+        "digits": "current", "mnist14": "missing"}
+    # the same piece computed for another plan (here: one more training image)
+    runs.cached_piece("half_image", "full", "digits", {**key, "n_train": key["n_train"] + 1},
+                      lambda: {"metrics": {"mse": 2.0}}, half_image.MODULE, cache=ResultsCache(tmp_path / "cache"),
+                      log=lambda *_: 0)
+    piece = reproduce.committed_piece("half_image", "digits")
+    assert (piece["state"], piece["stale"]) == ("other plan", True)
+    assert piece["source"].endswith("(stale: computed for another plan)")
+    assert reproduce.status(["half_image"]).set_index("dataset")["state"]["digits"] == "other plan"
+    shown = reproduce.committed("half_image")
+    assert shown["state"].tolist() == ["other plan"] and shown["stale"].tolist() == [True]
+
+
 def test_a_stale_committed_piece_says_so(tmp_path):
     results.write_piece({"metrics": {}, "provenance": {"learner_code": "0" * 16, "git_commit": "abc1234"}},
                         results.piece_path("half_image", "digits", tmp_path))
@@ -736,6 +790,10 @@ def test_a_committed_row_of_another_plan_is_not_current(tmp_path, monkeypatch):
     states = reproduce.status(["classification"]).set_index(["dataset", "seed"])["state"]
     assert list(states.loc["wine"]) == ["current", "other plan", "current"]
     assert "classification other plan: wine seeds [1]" in reproduce.status_report(reproduce.status(["classification"]))
+    # what notebooks and the README's table (classification.committed_overview: by `stale`) show
+    shown = reproduce.committed("classification").drop_duplicates("seed").set_index("seed")
+    assert shown["stale"].tolist() == [False, True, False]
+    assert shown.loc[1, "source"].endswith("(stale: computed for another plan)")
     assert runs.plan_key({**wine.key(wine.data(), "full"), "environment": {"torch": "other"}}) == planned
     assert runs.plan_key({**wine.key(wine.data(), "full"), "seed": 5}) != planned
 

@@ -13,6 +13,8 @@ from ..generators import answer_loss
 from ..predict import Sampling, allowed_token_ids, generate_answers, sample_answers
 from .runs import cached_piece
 
+MODULE = "paper/half_image.py"
+
 _DIGIT = re.compile(r"\d")
 
 
@@ -332,11 +334,17 @@ def half_image_run(name: str, profile: str = "quick", cache=None, log=print) -> 
                 "train_loss_per_epoch": [e["train_loss"] for e in history.epochs],
                 "val_loss_per_epoch": [e["val_loss"] for e in history.epochs]}
 
-    key = {"experiment": "half_image", "set": options, "n_train": image_set.n_train, "n_val": image_set.n_val,
-           "n_test": image_set.n_test, "extra_train": image_set.extra_train,
-           "fit_config": asdict(FitConfig(epochs=image_set.epochs)),
-           "samples": asdict(Sampling(n=SAMPLES[profile], seed=0)), "temperatures": TEMPERATURES}
-    return cached_piece("half_image", profile, name, key, compute, "paper/half_image.py", cache=cache, log=log)
+    return cached_piece("half_image", profile, name, half_image_key(name, profile), compute, MODULE, cache=cache,
+                        log=log)
+
+
+def half_image_key(name: str, profile: str) -> dict:
+    """What determines an image set's piece besides the code, library versions and model (runs.piece_key)."""
+    image_set = image_sets(profile)[name]
+    return {"experiment": "half_image", "set": image_set.options, "n_train": image_set.n_train,
+            "n_val": image_set.n_val, "n_test": image_set.n_test, "extra_train": image_set.extra_train,
+            "fit_config": asdict(FitConfig(epochs=image_set.epochs)),
+            "samples": asdict(Sampling(n=SAMPLES[profile], seed=0)), "temperatures": TEMPERATURES}
 
 
 def completion_grid(run: dict, title: str, shown: int = 10):

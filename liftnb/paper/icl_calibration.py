@@ -13,6 +13,8 @@ from .perturb import take_fraction
 from .results import results_path, write_results
 from .runs import PROVENANCE, cached_piece, profile_learner, run_all
 
+MODULE = "paper/icl_calibration.py"
+
 
 def icl_prompts(template, X_context: pd.DataFrame, y_context, X_query: pd.DataFrame) -> list[str]:
     """Each query's prompt preceded by the k context examples written as "prompt answer" lines."""
@@ -94,10 +96,8 @@ def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) ->
                         icl_prompts(template, X_k, np.searchsorted(classes, y_k), part.X_test.head(5)))["input_ids"]]))}
         return {"metrics": metrics_}
 
-    key = {"experiment": "icl", "dataset": name, "X": data.X, "y": data.y, "k": k,
-           "lift": LIFTClassifier(verbose=0, **learner).resolved_settings()}
-    result = dict(cached_piece("icl", profile, f"{name} k={k}", key, compute, "paper/icl_calibration.py", cache=cache,
-                               log=log))
+    result = dict(cached_piece("icl", profile, icl_piece(name, k), icl_key(name, k, profile, data), compute, MODULE,
+                               cache=cache, log=log))
     # LIFT on the whole training part: notebook 02's run in this profile (the same cached run when it was made)
     full = [r for r in classification.plan(profile) if r.dataset == name and r.seed == 0]
     if full:
@@ -105,6 +105,18 @@ def icl_run(name: str, k: int, profile: str = "quick", cache=None, log=print) ->
         result["metrics"] = {**result["metrics"],
                              "lift_full_accuracy": float(table.set_index("method").loc["lift_score", "accuracy"])}
     return result
+
+
+def icl_piece(name: str, k: int) -> str:
+    """An ICL piece's name in results/icl_<profile>.csv."""
+    return f"{name} k={k}"
+
+
+def icl_key(name: str, k: int, profile: str, data: datasets.Dataset | None = None) -> dict:
+    """What determines an ICL piece besides the code, library versions and model (runs.piece_key)."""
+    data = datasets.load(name) if data is None else data
+    return {"experiment": "icl", "dataset": name, "X": data.X, "y": data.y, "k": k,
+            "lift": LIFTClassifier(verbose=0, **profile_learner(profile)).resolved_settings()}
 
 
 CALIBRATION_SET = "moons"  # notebook 02's run of it, seed 0: quick 300 points, full all 2000
@@ -131,7 +143,7 @@ def calibration_run(profile: str = "quick", cache=None, log=print) -> dict:
     result = {"metrics": {"rows": int(lift["n_rows"]), "test_rows": len(scores["test_truth"]),
                           "lift_accuracy": float(lift["accuracy"])}, **scores}
     if profile == "full":
-        row = {**{c: lift[c] for c in PROVENANCE if c in lift}, "experiment": "calibration",
+        row = {**{c: lift[c] for c in [*PROVENANCE, "plan_key"] if c in lift}, "experiment": "calibration",
                "dataset": calibration_piece(profile), "variant": "", **result["metrics"]}
         write_results(pd.DataFrame([row]), results_path("calibration", profile))
     return result

@@ -54,17 +54,9 @@ def imputation_run(seed: int, profile: str = "quick", cache: ResultsCache | None
     """Hide HIDDEN_PER_ROW known cells of every test row and fill them with each imputer: the scores per column,
     the filled tables and how LIFT's fit went."""
     train, test = split_tables(seed)
-    template = imputation_template()
-
-    def generator() -> LIFTGenerator:
-        return LIFTGenerator(template=template, max_holdout=MAX_HOLDOUT, random_state=seed, verbose=0,
-                             **BUDGET[profile])
-
-    key = {"experiment": "imputation", "train": train, "test": test, "seed": seed,
-           "lift": generator().resolved_settings(), "hidden_per_row": HIDDEN_PER_ROW, "neighbours": NEIGHBOURS}
 
     def compute() -> dict:
-        lift = generator()
+        lift = lift_imputer(seed, profile)
         imputers = {"LIFT": lift, "column mean / mode": MeanModeImputer(),
                     f"{NEIGHBOURS} nearest neighbours": NeighbourImputer(NEIGHBOURS)}
         run = compare_imputers(train, test, imputers, per_row=HIDDEN_PER_ROW, seed=seed)
@@ -81,7 +73,23 @@ def imputation_run(seed: int, profile: str = "quick", cache: ResultsCache | None
                 "filled": {name: frame_to_json(frame) for name, frame in run.filled.items()},
                 "scores": run.scores.reset_index().to_dict(orient="list")}
 
-    return cached_piece("imputation", profile, piece_name(seed), key, compute, MODULE, cache=cache, log=log)
+    return cached_piece("imputation", profile, piece_name(seed), imputation_key(seed, profile, train, test), compute,
+                        MODULE, cache=cache, log=log)
+
+
+def lift_imputer(seed: int, profile: str) -> LIFTGenerator:
+    """The unfitted LIFT imputer of one seed's piece."""
+    return LIFTGenerator(template=imputation_template(), max_holdout=MAX_HOLDOUT, random_state=seed, verbose=0,
+                         **BUDGET[profile])
+
+
+def imputation_key(seed: int, profile: str, train: pd.DataFrame | None = None, test: pd.DataFrame | None = None) -> dict:
+    """What determines an imputation piece besides the code, library versions and model (runs.piece_key)."""
+    if train is None or test is None:
+        train, test = split_tables(seed)
+    return {"experiment": "imputation", "train": train, "test": test, "seed": seed,
+            "lift": lift_imputer(seed, profile).resolved_settings(), "hidden_per_row": HIDDEN_PER_ROW,
+            "neighbours": NEIGHBOURS}
 
 
 def as_imputation_run(result: dict) -> ImputationRun:

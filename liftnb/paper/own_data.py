@@ -61,8 +61,7 @@ def penguins_run(seed: int, profile: str = "quick", template: Template | None = 
     """LIFT (label scoring and generation) and the baselines on one split of the paper's protocol: the comparison
     table, the test rows' class probabilities and, for SAVED_SEED, the folder of the fitted estimator."""
     data, template = load_table(), template or penguins_template()
-    settings = lift_estimator(data, template=template, **FIT).resolved_settings()
-    key = {"experiment": "own_data", "X": data.X, "y": data.y, "seed": seed, "lift": settings, "modes": MODES}
+    key = penguins_key(seed, template, data)
     cache = cache or ResultsCache()
     saved = None
     if seed == SAVED_SEED:
@@ -85,6 +84,13 @@ def penguins_run(seed: int, profile: str = "quick", template: Template | None = 
     result = dict(cached_piece("own_data", profile, piece_name(seed), key, compute, MODULE, cache=cache, log=log))
     result["saved"] = str(saved) if saved is not None else None
     return result
+
+
+def penguins_key(seed: int, template: Template | None = None, data=None) -> dict:
+    """What determines a penguins piece besides the code, library versions and model (runs.piece_key)."""
+    data, template = load_table() if data is None else data, template or penguins_template()
+    settings = lift_estimator(data, template=template, **FIT).resolved_settings()
+    return {"experiment": "own_data", "X": data.X, "y": data.y, "seed": seed, "lift": settings, "modes": MODES}
 
 
 def comparison_table(result: dict) -> pd.DataFrame:

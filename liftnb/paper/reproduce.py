@@ -37,7 +37,7 @@ from ..cache import ResultsCache
 from . import (boundaries, classification, feature_names, half_image, icl_calibration, imputation_study, own_data,
                pretraining, prune, regression, results as results_files, robustness, sweep, two_stage)
 from .results import results_path, summary
-from .runs import PROFILES, Run, plan_key, run_all
+from .runs import PROFILES, Run, piece_key, plan_key, run_all
 
 TABLES = {"classification": classification, "boundaries": boundaries, "regression": regression,
           "robustness": robustness, "feature_names": feature_names, "pretraining": pretraining, "sweep": sweep}
@@ -84,7 +84,7 @@ def run_and_commit(runs: list[Run], profile: str, experiment: str, results_folde
     return results
 
 
-EXTRAS_PROVENANCE = ["git_commit", "date", "code", "learner_code", "cpu_kernels", "libraries"]
+EXTRAS_PROVENANCE = ["git_commit", "date", "code", "learner_code", "cpu_kernels", "libraries", "plan_key"]
 
 
 def extras_piece(dataset: str, variant: str, seed: int) -> str:
@@ -118,12 +118,13 @@ def committed_extras(experiment: str, folder=None) -> dict:
     def in_plan_order(path: Path) -> list:  # numbers as numbers: "outliers 5%" before "outliers 10%"
         return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
-    found = {}
+    found, planned = {}, planned_keys(experiment)
     folder_of_runs = Path(folder or results_files.RESULTS_DIR) / f"{experiment}_full"
     for path in sorted(folder_of_runs.glob("extras-*.json.gz"), key=in_plan_order):
-        piece = results_files.committed_piece(experiment, path.name.removesuffix(".json.gz"), folder)
-        found[(piece["dataset"], piece["variant"], piece["seed"])] = {
-            **piece["extras"], "source": piece["source"], "stale": piece["stale"]}
+        stored = results_files.read_piece(path)
+        run = (stored["dataset"], stored["variant"], stored["seed"])
+        piece = results_files.judged_piece(stored, path, planned.get(run))
+        found[run] = {**piece["extras"], "source": piece["source"], "state": piece["state"], "stale": piece["stale"]}
     return found
 
 
@@ -185,8 +186,14 @@ def notebook_results(experiment: str, profile: str, log=print) -> pd.DataFrame:
 
 def committed(experiment: str) -> pd.DataFrame:
     """The committed full-profile rows (results/<experiment>_full.csv) for readers, each with its provenance in
-    `source` and `stale` (the learner code changed since it was computed)."""
-    return results_files.committed(experiment)
+    `source`, its `state` and `stale`: not what this checkout computes (the learner code changed since, or the row
+    was computed for another plan)."""
+    return results_files.committed(experiment, plan_keys=planned_keys(experiment_of(experiment)))
+
+
+def experiment_of(results_name: str) -> str:
+    """The experiment that writes a results file (results/<results_name>_full.csv)."""
+    return next(experiment for experiment in [*TABLES, *PIECES] if results_name in planned_full_runs(experiment))
 
 
 NOT_BASELINES = ["lift", "lift_score", "lift_generate", "majority", "mean"]  # methods a best baseline is not
@@ -231,9 +238,10 @@ def committed_interval_coverage(figure_data: dict) -> pd.DataFrame:
 
 
 def committed_piece(experiment: str, piece: str) -> dict | None:
-    """A committed full-profile piece of notebooks 08-10 with its figures' data (results/<experiment>_full/), its
-    provenance in `source` and `stale`; None where none was committed."""
-    return results_files.committed_piece(experiment, piece)
+    """A committed full-profile piece of notebooks 08-12 with its figures' data (results/<experiment>_full/), its
+    provenance in `source`, `state` and `stale`; None where none was committed."""
+    planned = {run[0]: key for run, key in planned_keys(experiment_of(experiment)).items()}
+    return results_files.committed_piece(experiment, piece, planned_key=planned.get(piece))
 
 
 def planned_full_runs(experiment: str) -> dict[str, list[tuple[str, str, int]]]:
@@ -247,7 +255,7 @@ def planned_full_runs(experiment: str) -> dict[str, list[tuple[str, str, int]]]:
                               for task in two_stage.PLANNED_TASKS["full"]
                               for seed in two_stage.SEEDS["full"] for n in two_stage.SIZES["full"]]}
     if experiment == "icl_calibration":
-        return {"icl": [(f"{name} k={k}", "", 0) for name, k in icl_calibration.ICL_SETS["full"].items()],
+        return {"icl": [(icl_calibration.icl_piece(name, k), "", 0) for name, k in icl_calibration.ICL_SETS["full"].items()],
                 "calibration": [(icl_calibration.calibration_piece("full"), "", 0)]}
     if experiment == "own_data":
         return {"own_data": [(own_data.piece_name(seed), "", seed) for seed in own_data.SEEDS["full"]]}
@@ -257,12 +265,41 @@ def planned_full_runs(experiment: str) -> dict[str, list[tuple[str, str, int]]]:
 
 
 def planned_keys(experiment: str) -> dict:
-    """(dataset, variant, seed) -> a function giving that full-profile run's plan_key, for the table experiments
-    (their runs' keys; loading the data is why it waits to be called); empty for the others."""
-    if experiment not in TABLES:
-        return {}
-    return {(r.dataset, r.variant, r.seed): (lambda r=r: plan_key(r.key(r.data(), "full")))
-            for r in plan(experiment, "full")}
+    """(dataset or piece, variant, seed) -> a function giving that full-profile run's or piece's plan_key (loading
+    the data is why it waits to be called), for every results file the experiment writes."""
+    if experiment in TABLES:
+        return {(r.dataset, r.variant, r.seed): (lambda r=r: plan_key(r.key(r.data(), "full")))
+                for r in plan(experiment, "full")}
+
+    def piece(name: str, key, module: str):
+        return lambda: plan_key(piece_key(key(), name, module))
+
+    if experiment == "half_image":
+        return {(name, "", 0): piece(name, lambda name=name: half_image.half_image_key(name, "full"), half_image.MODULE)
+                for name in half_image.image_sets("full")}
+    if experiment == "two_stage":
+        return {(two_stage.piece_name(task, n, seed), "", seed): piece(
+                    two_stage.piece_name(task, n, seed),
+                    lambda task=task, n=n, seed=seed: two_stage.two_stage_key(task, n, seed, "full"), two_stage.MODULE)
+                for task in two_stage.PLANNED_TASKS["full"] for seed in two_stage.SEEDS["full"]
+                for n in two_stage.SIZES["full"]}
+    if experiment == "icl_calibration":
+        source = icl_calibration.calibration_source("full")
+        return {**{(icl_calibration.icl_piece(name, k), "", 0): piece(
+                       icl_calibration.icl_piece(name, k),
+                       lambda name=name, k=k: icl_calibration.icl_key(name, k, "full"), icl_calibration.MODULE)
+                   for name, k in icl_calibration.ICL_SETS["full"].items()},
+                (icl_calibration.calibration_piece("full"), "", 0): lambda: plan_key(source.key(source.data(), "full"))}
+    if experiment == "own_data":
+        return {(own_data.piece_name(seed), "", seed): piece(
+                    own_data.piece_name(seed), lambda seed=seed: own_data.penguins_key(seed), own_data.MODULE)
+                for seed in own_data.SEEDS["full"]}
+    if experiment == "imputation":
+        return {(imputation_study.piece_name(seed), "", seed): piece(
+                    imputation_study.piece_name(seed), lambda seed=seed: imputation_study.imputation_key(seed, "full"),
+                    imputation_study.MODULE)
+                for seed in imputation_study.SEEDS["full"]}
+    raise ValueError(f"Unknown experiment {experiment!r}.")
 
 
 def status(experiments=None) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 """Results files: results/<experiment>_<profile>.csv, one row per method and run, merged as runs finish; the
-committed full-profile rows with their provenance and whether the learner that made them is still the current one."""
+committed full-profile rows with their provenance and whether they are what this checkout computes (its learner,
+the plan)."""
 from __future__ import annotations
 
 import gzip
@@ -49,21 +50,41 @@ def read_results(path: Path) -> pd.DataFrame:
     return table
 
 
-def committed(experiment: str, folder: Path | None = None) -> pd.DataFrame:
+def committed(experiment: str, folder: Path | None = None, plan_keys: dict | None = None) -> pd.DataFrame:
     """The committed full-profile rows of an experiment (empty if none), each with its provenance in `source` (file,
-    commit, CPU kernels where recorded) and `stale`: True where the learner code that produced it differs from this
-    checkout's (or was not recorded)."""
+    commit, CPU kernels where recorded), its `state` ("current"; "stale": the learner code that produced it differs
+    from this checkout's or was not recorded; "other plan": see plan_state) and `stale` (not current)."""
     path = results_path(experiment, "full", folder)
     if not path.exists():
-        return pd.DataFrame(columns=[*RUN_COLUMNS, "source", "stale"])
+        return pd.DataFrame(columns=[*RUN_COLUMNS, "source", "state", "stale"])
     table = read_results(path)
     recorded = table["learner_code"].astype(str) if "learner_code" in table else pd.Series("", index=table.index)
-    table["stale"] = recorded != learner_code()
+    table["state"] = plan_state(table, plan_keys).where(recorded == learner_code(), "stale")
+    table["stale"] = table["state"] != "current"
     commits = table["git_commit"] if "git_commit" in table else pd.Series("unknown", index=table.index)
     kernels = table["cpu_kernels"] if "cpu_kernels" in table else pd.Series(None, index=table.index, dtype=object)
-    table["source"] = [_source(path, commit, kernel, stale)
-                       for commit, kernel, stale in zip(commits, kernels, table["stale"])]
+    table["source"] = [_source(path, commit, kernel, state)
+                       for commit, kernel, state in zip(commits, kernels, table["state"])]
     return table
+
+
+def plan_state(rows: pd.DataFrame, plan_keys: dict | None) -> pd.Series:
+    """"other plan" where a row recorded a plan_key (runs.plan_key) that is not its planned run's: computed for other
+    data, settings or model than the plan names now; else "current". `plan_keys` maps a planned (dataset, variant,
+    seed) to a function giving its plan_key, called once per run and only for rows that recorded one (rows from
+    before 2026-12-06 did not, and are judged by their learner alone)."""
+    recorded = rows["plan_key"] if "plan_key" in rows else pd.Series(None, index=rows.index, dtype=object)
+    planned: dict = {}
+
+    def state(run: tuple, key) -> str:
+        if not isinstance(key, str) or run not in (plan_keys or {}):
+            return "current"
+        if run not in planned:
+            planned[run] = plan_keys[run]()
+        return "current" if key == planned[run] else "other plan"
+
+    runs = zip(rows["dataset"], rows["variant"], rows["seed"].astype(int)) if len(rows) else ()
+    return pd.Series([state(run, key) for run, key in zip(runs, recorded)], index=rows.index, dtype=object)
 
 
 def kernel_family(kernels: pd.Series) -> pd.Series:
@@ -72,10 +93,13 @@ def kernel_family(kernels: pd.Series) -> pd.Series:
     return kernels.astype("string").str.split(" /").str[0]
 
 
-def _source(path: Path, commit, kernel, stale: bool) -> str:
-    """Where a committed result came from, in words: file, commit, kernels, and whether its learner is stale."""
-    return (f"{path.name} @ {commit}" + (f" on {kernel}" if isinstance(kernel, str) else "")
-            + (" (stale: learner changed since)" if stale else ""))
+STATE_WORDS = {"current": "", "stale": " (stale: learner changed since)",
+               "other plan": " (stale: computed for another plan)"}
+
+
+def _source(path: Path, commit, kernel, state: str) -> str:
+    """Where a committed result came from, in words: file, commit, kernels, and why it is stale where it is."""
+    return f"{path.name} @ {commit}" + (f" on {kernel}" if isinstance(kernel, str) else "") + STATE_WORDS[state]
 
 
 def piece_path(experiment: str, piece: str, folder: Path | None = None) -> Path:
@@ -88,42 +112,39 @@ def write_piece(result: dict, path: Path) -> None:
     atomic_write_bytes(path, gzip.compress(json.dumps(result, sort_keys=True).encode(), mtime=0))
 
 
-def committed_piece(experiment: str, piece: str, folder: Path | None = None) -> dict | None:
-    """A committed full-profile piece (metrics, figure data, provenance) with `source` and `stale` as committed()
-    gives them for rows; None where none was committed."""
+def committed_piece(experiment: str, piece: str, folder: Path | None = None, planned_key=None) -> dict | None:
+    """A committed full-profile piece (metrics, figure data, provenance) with `source`, `state` and `stale` as
+    committed() gives them for rows (`planned_key`: a function giving its plan_key); None where none was committed."""
     path = piece_path(experiment, piece, folder)
-    if not path.exists():
-        return None
-    result = json.loads(gzip.decompress(path.read_bytes()))
+    return judged_piece(read_piece(path), path, planned_key) if path.exists() else None
+
+
+def read_piece(path: Path) -> dict:
+    return json.loads(gzip.decompress(path.read_bytes()))
+
+
+def judged_piece(result: dict, path: Path, planned_key=None) -> dict:
+    """A piece read from `path` with `source`, `state` and `stale` added (committed_piece)."""
     recorded = result.get("provenance", {})
-    result["stale"] = recorded.get("learner_code") != learner_code()
+    key = recorded.get("plan_key")
+    result["state"] = ("stale" if recorded.get("learner_code") != learner_code()
+                       else "other plan" if isinstance(key, str) and planned_key and key != planned_key()
+                       else "current")
+    result["stale"] = result["state"] != "current"
     result["source"] = _source(path, recorded.get("git_commit", "unknown"), recorded.get("cpu_kernels"),
-                               result["stale"])
+                               result["state"])
     return result
 
 
 def status(experiment: str, planned: list[tuple[str, str, int]], folder: Path | None = None,
            plan_keys: dict | None = None) -> pd.DataFrame:
-    """Per planned full-profile run (dataset, variant, seed): "current", "stale" (another learner), "other plan" (its
-    row recorded a plan_key that is not the planned run's: other data, settings or model) or "missing" in results/.
-    `plan_keys` maps a planned run to a function giving its plan_key (runs.plan_key), called only for a row that
-    recorded one (rows from before 2026-12-06 did not, and are judged by their learner alone)."""
-    rows = committed(experiment, folder)
-    recorded = rows["plan_key"] if "plan_key" in rows else pd.Series(None, index=rows.index, dtype=object)
-    found = {(d, v, int(s)): (bool(x), k) for d, v, s, x, k in zip(rows["dataset"], rows["variant"], rows["seed"],
-                                                                  rows["stale"], recorded)}
-
-    def state(run: tuple) -> str:
-        if run not in found:
-            return "missing"
-        stale, key = found[run]
-        if stale:
-            return "stale"
-        planned_key = (plan_keys or {}).get(run)
-        return "other plan" if isinstance(key, str) and planned_key and key != planned_key() else "current"
-
-    return pd.DataFrame([{"experiment": experiment, "dataset": d, "variant": v, "seed": s, "state": state((d, v, s))}
-                         for d, v, s in planned])
+    """Per planned full-profile run (dataset, variant, seed): its committed rows' state (committed(): "current",
+    "stale", "other plan") or "missing" in results/."""
+    rows = committed(experiment, folder, plan_keys)
+    found = dict(zip(zip(rows["dataset"], rows["variant"], rows["seed"].astype(int)), rows["state"])) if len(rows) \
+        else {}
+    return pd.DataFrame([{"experiment": experiment, "dataset": d, "variant": v, "seed": s,
+                          "state": found.get((d, v, s), "missing")} for d, v, s in planned])
 
 
 def summary(results: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:

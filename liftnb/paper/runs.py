@@ -112,11 +112,13 @@ def provenance(**fields) -> dict:
 
 
 def plan_key(key: dict) -> str:
-    """What a run computes, as its plan and the learner's defaults say (the data by content, every resolved setting,
-    the model, the seed, the modes, baselines, changes and figures), without where and by which code it ran: a
-    committed row whose plan_key is not its planned run's was computed for another plan (results.status)."""
+    """What a run or piece computes, as its plan and the learner's defaults say (the data by content, every resolved
+    setting, the model, the seed, and a table run's modes, baselines, changes and figures), without where and by
+    which code it ran: a committed row whose plan_key is not its planned run's was computed for another plan
+    (results.status)."""
     planned = {k: v for k, v in key.items() if k not in ("environment", "code")}
-    planned["lift"] = {k: v for k, v in key["lift"].items() if k != "device"}  # where it ran, as cpu_kernels says
+    if isinstance(key.get("lift"), dict):  # where it ran, as cpu_kernels says
+        planned["lift"] = {k: v for k, v in key["lift"].items() if k != "device"}
     return fingerprint(planned)[:16]
 
 
@@ -240,7 +242,7 @@ def cached_piece(experiment: str, profile: str, piece: str, key: dict, compute, 
         result = compute()
         result["provenance"] = provenance(experiment=experiment, piece=piece, profile=profile)
         result["provenance"].update(run_seconds=round(time.perf_counter() - started, 1), code=full_key["code"],
-                                    learner_code=learner_code())
+                                    learner_code=learner_code(), plan_key=plan_key(full_key))
         return result
 
     result, cached = cache.get_or_compute(full_key, timed)

@@ -182,7 +182,7 @@ def experiment(profile: str = "quick", task: str = "regression", cache=None, log
     if task not in PLANNED_TASKS[profile]:
         raise ValueError(f"The {profile} profile does not plan the {task} task; it plans {PLANNED_TASKS[profile]}.")
     sizes, seeds = SIZES[profile], SEEDS[profile]
-    pretext = TASKS[task].pretext(n_tasks=20, rows_per_task=20 if profile == "quick" else 50)
+    pretext = pretext_rows(task, profile)
     test = held_out_rows(task)
     learner = profile_learner(profile)  # both stages' fits: the quick profile trains fewer layers (CI time)
     rows = []
@@ -190,10 +190,20 @@ def experiment(profile: str = "quick", task: str = "regression", cache=None, log
         for n in sizes:
             def compute(n=n, seed=seed):
                 return {"metrics": compare_stages(n, stage_one(pretext, **learner), test, seed=seed, **learner)}
-            settings = TASKS[task].estimator(random_state=seed, verbose=0, **learner).resolved_settings()
-            key = {"experiment": "two_stage", "pretext": fingerprint({"X": pretext.X, "y": pretext.y}), "n": n,
-                   "seed": seed, "lift": settings}
-            result = cached_piece("two_stage", profile, piece_name(task, n, seed), key, compute,
-                                  MODULE, cache=cache, log=log)
+            result = cached_piece("two_stage", profile, piece_name(task, n, seed),
+                                  two_stage_key(task, n, seed, profile, pretext), compute, MODULE, cache=cache, log=log)
             rows.append({**result["metrics"], "seed": seed})
     return pd.DataFrame(rows)
+
+
+def pretext_rows(task: str, profile: str) -> Dataset:
+    """The stage-one data of a task in a profile: 20 synthetic tasks of 20 (quick) or 50 (full) rows each."""
+    return TASKS[task].pretext(n_tasks=20, rows_per_task=20 if profile == "quick" else 50)
+
+
+def two_stage_key(task: str, n: int, seed: int, profile: str, pretext: Dataset | None = None) -> dict:
+    """What determines one (task, n, seed) piece besides the code, library versions and model (runs.piece_key)."""
+    pretext = pretext_rows(task, profile) if pretext is None else pretext
+    settings = TASKS[task].estimator(random_state=seed, verbose=0, **profile_learner(profile)).resolved_settings()
+    return {"experiment": "two_stage", "pretext": fingerprint({"X": pretext.X, "y": pretext.y}), "n": n,
+            "seed": seed, "lift": settings}
