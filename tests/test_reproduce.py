@@ -735,6 +735,21 @@ def test_a_committed_piece_of_another_plan_is_not_current(tmp_path, monkeypatch)
     assert shown["state"].tolist() == ["other plan"] and shown["stale"].tolist() == [True]
 
 
+def test_the_plan_is_asked_about_only_for_rows_of_this_learner(tmp_path):
+    # after a learner revision every row is stale: judging them must not load each planned run's data again
+    from liftnb.cache import learner_code
+
+    def unasked():
+        raise AssertionError("a planned key was computed for a stale row")
+
+    pd.DataFrame({"dataset": ["iris", "iris"], "variant": ["", ""], "seed": [0, 1], "plan_key": ["a", "b"],
+                  "learner_code": ["0ld", learner_code()]}).to_csv(tmp_path / "classification_full.csv", index=False)
+    planned = {("iris", "", 0): unasked, ("iris", "", 1): lambda: "c"}
+    rows = results.committed("classification", tmp_path, plan_keys=planned)
+    assert rows["state"].tolist() == ["stale", "other plan"]
+    assert rows["source"].str.endswith(("(stale: learner changed since)", "(stale: computed for another plan)")).all()
+
+
 def test_a_stale_committed_piece_says_so(tmp_path):
     results.write_piece({"metrics": {}, "provenance": {"learner_code": "0" * 16, "git_commit": "abc1234"}},
                         results.piece_path("half_image", "digits", tmp_path))

@@ -83,7 +83,8 @@ def lift_imputer(seed: int, profile: str) -> LIFTGenerator:
                          **BUDGET[profile])
 
 
-def imputation_key(seed: int, profile: str, train: pd.DataFrame | None = None, test: pd.DataFrame | None = None) -> dict:
+def imputation_key(seed: int, profile: str, train: pd.DataFrame | None = None,
+                   test: pd.DataFrame | None = None) -> dict:
     """What determines an imputation piece besides the code, library versions and model (runs.piece_key)."""
     if train is None or test is None:
         train, test = split_tables(seed)

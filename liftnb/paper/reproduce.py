@@ -255,7 +255,8 @@ def planned_full_runs(experiment: str) -> dict[str, list[tuple[str, str, int]]]:
                               for task in two_stage.PLANNED_TASKS["full"]
                               for seed in two_stage.SEEDS["full"] for n in two_stage.SIZES["full"]]}
     if experiment == "icl_calibration":
-        return {"icl": [(icl_calibration.icl_piece(name, k), "", 0) for name, k in icl_calibration.ICL_SETS["full"].items()],
+        return {"icl": [(icl_calibration.icl_piece(name, k), "", 0)
+                        for name, k in icl_calibration.ICL_SETS["full"].items()],
                 "calibration": [(icl_calibration.calibration_piece("full"), "", 0)]}
     if experiment == "own_data":
         return {"own_data": [(own_data.piece_name(seed), "", seed) for seed in own_data.SEEDS["full"]]}

@@ -59,7 +59,9 @@ def committed(experiment: str, folder: Path | None = None, plan_keys: dict | Non
         return pd.DataFrame(columns=[*RUN_COLUMNS, "source", "state", "stale"])
     table = read_results(path)
     recorded = table["learner_code"].astype(str) if "learner_code" in table else pd.Series("", index=table.index)
-    table["state"] = plan_state(table, plan_keys).where(recorded == learner_code(), "stale")
+    current = recorded == learner_code()  # the plan is asked about only for rows of this learner
+    table["state"] = "stale"
+    table.loc[current, "state"] = plan_state(table[current], plan_keys)
     table["stale"] = table["state"] != "current"
     commits = table["git_commit"] if "git_commit" in table else pd.Series("unknown", index=table.index)
     kernels = table["cpu_kernels"] if "cpu_kernels" in table else pd.Series(None, index=table.index, dtype=object)
