@@ -148,8 +148,17 @@ def _load_csv(key: str) -> Dataset:
                    source=f"data/{file} (see data/MANIFEST.md for origin and licence)")
 
 
+TASKS = ("classification", "regression")
+
+
+def _check_task(task: str | None) -> None:
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS} (or None to infer it), not {task!r}.")
+
+
 def load_csv(path: str, target: str | None = None, task: str | None = None) -> Dataset:
     """Any CSV: `target` names the label column (default: the last column)."""
+    _check_task(task)
     frame = pd.read_csv(path)
     target = target or frame.columns[-1]
     if target not in frame.columns:
@@ -306,6 +315,7 @@ class Split:
 def split(data: Dataset | tuple, seed: int = 0, test_size: float | int = 0.2, val_size: float | int = 0.2,
           task: str | None = None) -> Split:
     """The paper's protocol: a fixed stratified test split (seed 0), then train/validation with `seed`."""
+    _check_task(task)
     X, y = (data.X, data.y) if isinstance(data, Dataset) else data
     task = task or (data.task if isinstance(data, Dataset) else "classification")
     stratify = y if task == "classification" else None

@@ -64,6 +64,13 @@ class LIFTGenerator(LIFTEstimator):
         token) and stop early as `patience` says; without it, the last epoch is kept."""
         if self.validation_score not in VALIDATION_SCORES:
             raise ValueError(f"validation_score must be one of {VALIDATION_SCORES}, not {self.validation_score!r}.")
+        for name, value in (("copies", self.copies), ("max_holdout", self.max_holdout)):
+            if not (value is None and name == "max_holdout") and (
+                    isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1{' or None' * (name == 'max_holdout')}, "
+                                 f"not {value!r}.")
+        if isinstance(validation_data, tuple) and len(validation_data) == 2:
+            validation_data = validation_data[0]  # (X_val, y_val) as the other estimators take it: y is ignored
         frame = self._frame(X, fitting=True)
         holdout = self._holdout_columns(frame)
         template = self.template if self.template is not None else Template()

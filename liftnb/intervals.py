@@ -64,6 +64,9 @@ class ConformalIntervals(BaseEstimator):
 
     def sampled(self, X) -> tuple[np.ndarray, np.ndarray]:
         """(low, high), each (rows, coverages): the central intervals of the rows' sampled answers, uncalibrated."""
+        if not hasattr(self.estimator, "predict_quantiles"):
+            raise TypeError(f"ConformalIntervals needs a regressor that samples its answers (LIFTRegressor), not a "
+                            f"{type(self.estimator).__name__}.")
         check_is_fitted(self.estimator)
         levels = self._levels()
         quantiles = np.concatenate([(1 - levels) / 2, (1 + levels) / 2])
@@ -74,7 +77,11 @@ class ConformalIntervals(BaseEstimator):
     def fit(self, X, y) -> "ConformalIntervals":
         """Find each coverage's margin on calibration rows (X, y)."""
         levels = self._levels()
-        y = np.asarray(y, dtype=float).ravel()
+        try:
+            y = np.asarray(y, dtype=float).ravel()
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"The calibration targets y must be numbers (intervals are for regression): {error}.") \
+                from None
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)} targets.")
         if np.isnan(y).any():
@@ -85,10 +92,14 @@ class ConformalIntervals(BaseEstimator):
         self.margins_ = np.array([conformal_margin(low[:, j], high[:, j], y, level) for j, level in enumerate(levels)])
         self.sampled_coverage_ = coverage(low, high, y)  # before calibration
         self.n_calibration_ = len(y)
+        self.coverages_ = levels  # what the margins were found for
         return self
 
     def predict(self, X) -> tuple[np.ndarray, np.ndarray]:
         """(low, high), each (rows, coverages): the rows' sampled central intervals with the calibrated margins."""
         check_is_fitted(self, "margins_")
+        if not np.array_equal(self._levels(), getattr(self, "coverages_", self._levels())):
+            raise ValueError(f"coverages changed since fit ({self.coverages_.tolist()} -> {self._levels().tolist()}): "
+                             f"the margins belong to the old ones; fit again on the calibration rows.")
         low, high = self.sampled(X)
         return widened(low, high, self.margins_[None, :])

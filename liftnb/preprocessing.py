@@ -69,6 +69,10 @@ class StandardisedValues(TransformerMixin, BaseEstimator):
         missing = [c for c in self.feature_names_in_ if c not in frame.columns]
         if missing:
             raise ValueError(f"columns {missing} were seen in fit but are not in the data to transform.")
+        infinite = [c for c in self.columns_ if np.isinf(frame[c].to_numpy(dtype=float, na_value=np.nan)).any()]
+        if infinite:
+            raise ValueError(f"columns {infinite} hold infinite values; only finite numbers or missing cells can be "
+                             f"written.")
         out = frame.copy()
         for column, mean, scale in zip(self.columns_, self.mean_, self.scale_):
             scores = (frame[column].astype(float) - mean) / scale

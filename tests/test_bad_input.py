@@ -84,3 +84,21 @@ def test_mixed_number_and_string_column_is_written_as_given():
     assert [p.split("=")[1].split(",")[0] for p in prompts] == ["1.50", "large", "3", "n/a"]
     clf = LIFTClassifier(**FAST).fit(mixed, y)
     assert len(clf.predict(mixed)) == 4
+
+
+def test_saving_never_replaces_a_folder_holding_the_users_files(tmp_path, monkeypatch):
+    # save and export_model replace their whole folder: a folder with files liftnb did not write is refused
+    clf = LIFTClassifier(**FAST).fit(X, y)
+    mine = tmp_path / "mywork"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for write in (clf.save, clf.export_model):
+        with pytest.raises(FileExistsError, match=r"mywork' already holds files liftnb did not write \(notes.txt\)"):
+            write(mine)
+        assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    monkeypatch.chdir(mine)
+    with pytest.raises(ValueError, match="working folder or one above it"):
+        clf.save(".")
+    assert (mine / "notes.txt").read_text() == "mine"
+    saved = clf.save(tmp_path / "model")
+    assert LIFTClassifier.load(clf.save(saved), device="cpu").predict(X).tolist() == clf.predict(X).tolist()

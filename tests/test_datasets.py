@@ -277,6 +277,10 @@ def test_load_csv_with_target(csv_path):
     via_load = load(str(csv_path), target="kind")
     pd.testing.assert_frame_equal(via_load.X, data.X)
     pd.testing.assert_series_equal(via_load.y, data.y)
+    for misspelt in (lambda: load_csv(str(csv_path), target="kind", task="regresion"),
+                     lambda: split((data.X, data.y), task="clasification")):  # would silently skip stratifying
+        with pytest.raises(ValueError, match="task must be one of \\('classification', 'regression'\\)"):
+            misspelt()
 
 
 def test_load_csv_default_target_is_the_last_column(csv_path):

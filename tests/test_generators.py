@@ -209,6 +209,26 @@ def test_bad_validation_score_is_a_clear_error(table):
         LIFTGenerator(**FAST, validation_score="accuracy").fit(table)
 
 
+@pytest.mark.parametrize("settings, message", [
+    ({"copies": 0}, "copies must be a whole number >= 1, not 0"),
+    ({"copies": 2.5}, "copies must be a whole number >= 1, not 2.5"),
+    ({"max_holdout": 0}, "max_holdout must be a whole number >= 1 or None, not 0"),  # once read as None
+    ({"max_holdout": -2}, "max_holdout must be a whole number >= 1 or None, not -2"),
+])
+def test_bad_copies_or_max_holdout_is_a_clear_error(table, settings, message):
+    with pytest.raises(ValueError, match=message):
+        LIFTGenerator(**FAST, **settings).fit(table)
+
+
+def test_validation_rows_may_come_as_a_pair_as_for_the_other_estimators(table, monkeypatch):
+    seen = []
+    original = LIFTGenerator._validation_frame
+    monkeypatch.setattr(LIFTGenerator, "_validation_frame",
+                        staticmethod(lambda X_val, frame: seen.append(X_val) or original(X_val, frame)))
+    LIFTGenerator(**FAST).fit(table, validation_data=(table, None))  # y is ignored, as in fit
+    assert len(seen) == 1 and seen[0] is table
+
+
 def test_validation_rows_must_match_and_have_something_to_hold_out(table):
     with pytest.raises(ValueError, match="colour"):
         LIFTGenerator(**FAST).fit(table, validation_data=table.drop(columns="colour"))

@@ -104,6 +104,21 @@ def test_bad_calibration_targets_are_named():
         ConformalIntervals(ShiftedQuantiles()).fit(X, X["x"][:19])
     with pytest.raises(ValueError, match="y has 1 missing targets"):
         ConformalIntervals(ShiftedQuantiles()).fit(X, X["x"].where(X["x"] != 3))
+    with pytest.raises(ValueError, match="calibration targets y must be numbers"):
+        ConformalIntervals(ShiftedQuantiles()).fit(X, ["lo"] * 20)
+
+
+def test_changed_coverages_or_a_classifier_are_refused_not_served_old_margins():
+    from liftnb import LIFTClassifier
+
+    X = pd.DataFrame({"x": np.arange(40, dtype=float)})
+    conformal = ConformalIntervals(ShiftedQuantiles(), coverages=(0.5,)).fit(X, X["x"])
+    conformal.set_params(coverages=(0.5, 0.9))
+    with pytest.raises(ValueError, match=r"coverages changed since fit \(\[0.5\] -> \[0.5, 0.9\]\)"):
+        conformal.predict(X)
+    assert conformal.set_params(coverages=[0.5]).predict(X)[0].shape == (40, 1)  # the same levels, another sequence
+    with pytest.raises(TypeError, match="needs a regressor that samples its answers .*not a LIFTClassifier"):
+        ConformalIntervals(LIFTClassifier()).fit(X, X["x"])
 
 
 def test_an_unfitted_regressor_or_calibration_is_refused():

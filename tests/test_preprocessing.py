@@ -91,6 +91,8 @@ def test_bad_input_names_the_problem(table):
         StandardisedValues(columns=["island"]).fit(table)
     with pytest.raises(ValueError, match=r"\['mass'\] hold infinite values"):
         StandardisedValues().fit(table.assign(mass=np.inf))
+    with pytest.raises(ValueError, match=r"\['mass'\] hold infinite values"):  # at transform as at fit
+        StandardisedValues().fit(table).transform(table.assign(mass=np.inf))
     with pytest.raises(ValueError, match="max_levels must be a positive integer"):
         StandardisedValues(max_levels=0).fit(table)
     for decimals in (-1, 1.5, True):
