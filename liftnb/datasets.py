@@ -338,6 +338,9 @@ def quantise(data: Dataset, levels: int = 10) -> Dataset:
     """Every feature mapped linearly from the data set's overall [min, max] to integers 0..levels-1."""
     if not 2 <= levels <= 1000:
         raise ValueError(f"levels must be between 2 and 1000, not {levels}.")
+    words = [c for c in data.X.columns if not pd.api.types.is_numeric_dtype(data.X[c])]
+    if words:
+        raise ValueError(f"quantise maps numbers to levels; columns {words} are not numbers.")
     values = data.X.to_numpy(dtype=float)
     low, high = np.nanmin(values), np.nanmax(values)
     scaled = np.rint((values - low) / ((high - low) or 1.0) * (levels - 1)).astype(int)

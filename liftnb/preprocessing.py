@@ -66,6 +66,8 @@ class StandardisedValues(TransformerMixin, BaseEstimator):
         if not isinstance(X, pd.DataFrame) and frame.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {frame.shape[1]} features, but StandardisedValues is expecting "
                              f"{self.n_features_in_} features as input.")
+        if not isinstance(X, pd.DataFrame):  # an array's columns are the fitted table's, in order
+            frame.columns = list(self.feature_names_in_)
         missing = [c for c in self.feature_names_in_ if c not in frame.columns]
         if missing:
             raise ValueError(f"columns {missing} were seen in fit but are not in the data to transform.")

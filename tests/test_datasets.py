@@ -349,3 +349,8 @@ def test_quantise_maps_the_range_to_levels():
     assert (data.X.to_numpy() == np.rint(raw.X.to_numpy() / 16 * 9)).all()  # digits range over 0..16
     with pytest.raises(ValueError, match="levels must be between 2 and 1000"):
         load("digits", levels=1)
+    from liftnb.datasets import quantise
+
+    with pytest.raises(ValueError, match=r"columns \['colour'\] are not numbers"):
+        quantise(Dataset("plants", pd.DataFrame({"width": [1.0, 2.0], "colour": ["red", "blue"]}),
+                         pd.Series(["a", "b"]), "classification", ["a", "b"], {}))

@@ -52,6 +52,12 @@ def test_new_rows_use_the_training_rows_mean_and_spread(table):
     assert (later["flat"] == 0).all()
 
 
+def test_an_array_is_read_by_the_fitted_tables_column_order(table):
+    numbers = table[["mass", "bill", "flat"]]
+    scaler = StandardisedValues().fit(numbers)  # fitted on a table, then given its values as an array
+    np.testing.assert_array_equal(scaler.transform(numbers.to_numpy()), scaler.transform(numbers).to_numpy())
+
+
 def test_a_column_with_no_value_stays_missing_without_a_warning(table):
     empty = table.assign(bill=np.nan)
     with warnings.catch_warnings():
