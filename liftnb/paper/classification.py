@@ -190,7 +190,7 @@ def current_gap_sentence(committed: pd.DataFrame) -> str:
     current = committed[~committed["stale"].astype(bool)]
     gap = paper_gap(beside_paper(current)) if len(current) else None
     if gap is None:
-        return "No committed row is current: every one was computed by an older learner."
+        return "No committed row is current: every one was computed by an older learner or for another plan."
     if not gap["of"]:
         return "No set of the paper's table has 3 current seeds yet."
     return (f"Current rows beside the paper's LIFT/GPT-J on the {gap['of']} sets both report with 3 current "
