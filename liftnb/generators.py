@@ -21,6 +21,12 @@ from .templates import NUMBER_PATTERN, Template, TemplateError, is_missing
 VALIDATION_SCORES = ("cells", "loss")  # how fit picks its epoch from validation rows (see LIFTGenerator)
 
 
+def _check_count(value, name: str, alternatives: str = "") -> None:
+    """A clear error naming the setting unless `value` is a whole number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1{alternatives}, not {value!r}.")
+
+
 class LIFTGenerator(LIFTEstimator):
     """Writes the missing or held-out cells of a table's rows with a fine-tuned causal LM (LIFT as a generator).
 
@@ -64,11 +70,9 @@ class LIFTGenerator(LIFTEstimator):
         token) and stop early as `patience` says; without it, the last epoch is kept."""
         if self.validation_score not in VALIDATION_SCORES:
             raise ValueError(f"validation_score must be one of {VALIDATION_SCORES}, not {self.validation_score!r}.")
-        for name, value in (("copies", self.copies), ("max_holdout", self.max_holdout)):
-            if not (value is None and name == "max_holdout") and (
-                    isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"{name} must be a whole number >= 1{' or None' * (name == 'max_holdout')}, "
-                                 f"not {value!r}.")
+        _check_count(self.copies, "copies")
+        if self.max_holdout is not None:
+            _check_count(self.max_holdout, "max_holdout", " or None")
         if isinstance(validation_data, tuple) and len(validation_data) == 2:
             validation_data = validation_data[0]  # (X_val, y_val) as the other estimators take it: y is ignored
         frame = self._frame(X, fitting=True)

@@ -98,8 +98,9 @@ class ConformalIntervals(BaseEstimator):
     def predict(self, X) -> tuple[np.ndarray, np.ndarray]:
         """(low, high), each (rows, coverages): the rows' sampled central intervals with the calibrated margins."""
         check_is_fitted(self, "margins_")
-        if not np.array_equal(self._levels(), getattr(self, "coverages_", self._levels())):
-            raise ValueError(f"coverages changed since fit ({self.coverages_.tolist()} -> {self._levels().tolist()}): "
+        levels = self._levels()
+        if hasattr(self, "coverages_") and not np.array_equal(levels, self.coverages_):
+            raise ValueError(f"coverages changed since fit ({self.coverages_.tolist()} -> {levels.tolist()}): "
                              f"the margins belong to the old ones; fit again on the calibration rows.")
         low, high = self.sampled(X)
         return widened(low, high, self.margins_[None, :])

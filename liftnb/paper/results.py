@@ -3,6 +3,7 @@ committed full-profile rows with their provenance and whether they are what this
 the plan)."""
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from pathlib import Path
@@ -52,16 +53,17 @@ def read_results(path: Path) -> pd.DataFrame:
 
 def committed(experiment: str, folder: Path | None = None, plan_keys: dict | None = None) -> pd.DataFrame:
     """The committed full-profile rows of an experiment (empty if none), each with its provenance in `source` (file,
-    commit, CPU kernels where recorded), its `state` ("current"; "stale": the learner code that produced it differs
-    from this checkout's or was not recorded; "other plan": see plan_state) and `stale` (not current)."""
+    commit, CPU kernels where recorded), its `state` (judged_state) and `stale` (not current). `plan_keys` maps a
+    planned (dataset, variant, seed) to a function giving its plan_key, asked once per run at most."""
     path = results_path(experiment, "full", folder)
     if not path.exists():
         return pd.DataFrame(columns=[*RUN_COLUMNS, "source", "state", "stale"])
     table = read_results(path)
-    recorded = table["learner_code"].astype(str) if "learner_code" in table else pd.Series("", index=table.index)
-    current = recorded == learner_code()  # the plan is asked about only for rows of this learner
-    table["state"] = "stale"
-    table.loc[current, "state"] = plan_state(table[current], plan_keys)
+    learners = table["learner_code"].astype(str) if "learner_code" in table else pd.Series("", index=table.index)
+    keys = table["plan_key"] if "plan_key" in table else pd.Series(None, index=table.index, dtype=object)
+    planned = {run: functools.cache(key) for run, key in (plan_keys or {}).items()}
+    runs = zip(table["dataset"], table["variant"], table["seed"].astype(int))
+    table["state"] = [judged_state(learner, key, planned.get(run)) for learner, key, run in zip(learners, keys, runs)]
     table["stale"] = table["state"] != "current"
     commits = table["git_commit"] if "git_commit" in table else pd.Series("unknown", index=table.index)
     kernels = table["cpu_kernels"] if "cpu_kernels" in table else pd.Series(None, index=table.index, dtype=object)
@@ -70,23 +72,16 @@ def committed(experiment: str, folder: Path | None = None, plan_keys: dict | Non
     return table
 
 
-def plan_state(rows: pd.DataFrame, plan_keys: dict | None) -> pd.Series:
-    """"other plan" where a row recorded a plan_key (runs.plan_key) that is not its planned run's: computed for other
-    data, settings or model than the plan names now; else "current". `plan_keys` maps a planned (dataset, variant,
-    seed) to a function giving its plan_key, called once per run and only for rows that recorded one (rows from
-    before 2026-12-06 did not, and are judged by their learner alone)."""
-    recorded = rows["plan_key"] if "plan_key" in rows else pd.Series(None, index=rows.index, dtype=object)
-    planned: dict = {}
-
-    def state(run: tuple, key) -> str:
-        if not isinstance(key, str) or run not in (plan_keys or {}):
-            return "current"
-        if run not in planned:
-            planned[run] = plan_keys[run]()
-        return "current" if key == planned[run] else "other plan"
-
-    runs = zip(rows["dataset"], rows["variant"], rows["seed"].astype(int)) if len(rows) else ()
-    return pd.Series([state(run, key) for run, key in zip(runs, recorded)], index=rows.index, dtype=object)
+def judged_state(learner, key, planned_key=None) -> str:
+    """A committed result's state: "stale" where the learner code that produced it is not this checkout's (or was not
+    recorded); "other plan" where it recorded a plan_key (runs.plan_key) that is not `planned_key()`, its planned
+    run's: other data, settings or model than the plan names now; else "current". The plan is asked about only for
+    results of this learner, and results from before 2026-12-06 recorded no plan_key: judged by their learner alone."""
+    if learner != learner_code():
+        return "stale"
+    if isinstance(key, str) and planned_key is not None and key != planned_key():
+        return "other plan"
+    return "current"
 
 
 def kernel_family(kernels: pd.Series) -> pd.Series:
@@ -128,10 +123,7 @@ def read_piece(path: Path) -> dict:
 def judged_piece(result: dict, path: Path, planned_key=None) -> dict:
     """A piece read from `path` with `source`, `state` and `stale` added (committed_piece)."""
     recorded = result.get("provenance", {})
-    key = recorded.get("plan_key")
-    result["state"] = ("stale" if recorded.get("learner_code") != learner_code()
-                       else "other plan" if isinstance(key, str) and planned_key and key != planned_key()
-                       else "current")
+    result["state"] = judged_state(recorded.get("learner_code"), recorded.get("plan_key"), planned_key)
     result["stale"] = result["state"] != "current"
     result["source"] = _source(path, recorded.get("git_commit", "unknown"), recorded.get("cpu_kernels"),
                                result["state"])
