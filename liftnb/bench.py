@@ -79,6 +79,14 @@ def _workload(rows: int | None):
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM on Linux, as ru_maxrss would start a child at its parent's peak
+    (it is kept across fork and exec: a scoring process spawned by a 4.8 GB fitting one reported 4.8 GB)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -218,8 +226,10 @@ def _long_workload(name: str, rows: int, test: int):
 
 
 def run_variant(name: str, workload: str, rows: int | None, epochs_override: int | None,
-                test_rows: int | None = None, max_steps: int | None = None, model_name: str | None = None) -> dict:
-    """Fit one variant on one workload and measure it (runs inside the child process)."""
+                test_rows: int | None = None, max_steps: int | None = None, model_name: str | None = None,
+                score_only: bool = False) -> dict:
+    """Fit one variant on one workload and measure it (runs inside the child process); with score_only, also the
+    memory of a fresh process that loads the saved fit and scores the same rows (score_only_process)."""
     import torch
 
     import liftnb
@@ -278,7 +288,15 @@ def run_variant(name: str, workload: str, rows: int | None, epochs_override: int
     parsed = [bound.parse(c) for c in completions]
     invalid = np.array([p is None for p in parsed])
     epochs = spec.get("epochs", 6)
+    loaded = {}
+    if score_only and spec["kind"] == "liftnb":
+        with tempfile.TemporaryDirectory() as folder:
+            clf.save(Path(folder) / "fitted")
+            loaded = _spawn(["--child", "score_only", "--saved", str(Path(folder) / "fitted"), "--workload",
+                             workload, "--rows", str(len(X_train)), "--test-rows", str(len(X_test))])
+        loaded = {"score_only": loaded} if "failed" in loaded else loaded
     return {
+        **loaded,
         "variant": name, "workload": workload, "spec": spec, **info, "rows": len(X_train), "fit_s": seconds,
         "train_tokens": tokens, "tokens_per_s": tokens / seconds, "examples_per_s": len(X_train) * epochs / seconds,
         "peak_rss_mb": _peak_rss_mb(), "n_params": n_params, "classes": len(answers),
@@ -417,6 +435,23 @@ def regression_decoding(rows: int, epochs: int, model_name: str | None = None) -
             reg.history_.seconds}
 
 
+def score_only_process(saved: str, workload: str, rows: int, test_rows: int) -> dict:
+    """What a user's process needs to score: load a saved fit and predict_proba a long workload's test rows (the
+    process peak of the fitting child holds training's leftovers)."""
+    import torch
+
+    from .estimators import LIFTClassifier
+
+    torch.set_flush_denormal(True)
+    X_test = _long_workload(workload, rows, test_rows)[2]
+    clf = LIFTClassifier.load(saved, device="cpu")
+    loaded_mb = _peak_rss_mb()
+    started = time.perf_counter()
+    clf.predict_proba(X_test)
+    return {"score_only_s": time.perf_counter() - started, "score_only_loaded_peak_mb": loaded_mb,
+            "score_only_peak_mb": _peak_rss_mb(), "score_only_rows": len(X_test)}
+
+
 def _child(args) -> None:
     if args.child == "matmul":
         import torch
@@ -427,11 +462,13 @@ def _child(args) -> None:
         result = {**matmul_rate(), "training_precision": "bf16" if bf16_supported(torch.device("cpu")) else "fp32"}
     elif args.child == "kernels":
         result = kernel_table(model_name=args.model)
+    elif args.child == "score_only":
+        result = score_only_process(args.saved, args.workload, args.rows, args.test_rows)
     elif args.child == "regression":
         result = regression_decoding(args.regression_rows, args.regression_epochs, args.model)
     else:
         result = run_variant(args.child, args.workload, args.rows, args.epochs, args.test_rows, args.max_steps,
-                             args.model)
+                             args.model, args.score_only)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -499,6 +536,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--test-rows", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--score-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--saved", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--regression-rows", type=int, default=200, help=argparse.SUPPRESS)
     parser.add_argument("--regression-epochs", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -532,7 +571,9 @@ def main(argv=None) -> dict:
             for name in names:
                 sides = [("this", None)] + ([(args.against, other)] if other and name != "reference" else [])
                 for label, tree in sides:
-                    runs = [_spawn(["--child", name, "--workload", workload, *sizing, *model], tree)
+                    # this tree only: another commit's library may not save or load a fit
+                    loading = ["--score-only"] if workload != "iris" and tree is None else []
+                    runs = [_spawn(["--child", name, "--workload", workload, *sizing, *model, *loading], tree)
                             for _ in range(times)]
                     row = {**_median_runs(runs), "variant": name, "workload": workload, "code": label}
                     rows.append(row)
@@ -566,7 +607,7 @@ def report(results: dict) -> None:
         "train_GFLOP/s": (r["trained_gflop"] or float("nan")) / r["fit_s"], "score_s": r["score_s"],
         "score/fwd": r["score_s"] / r["prompt_forward_s"], "score_rows/s": r["test_rows"] / r["score_s"],
         "gen_rows/s": r["test_rows"] / r["generate_s"], "score_added_MB": r["score_added_mb"],
-        "peak_rss_MB": r["peak_rss_mb"], "acc_score": r["acc_score"], "invalid": r["invalid_generate"],
+        "peak_rss_MB": r["peak_rss_mb"], "score_only_peak_MB": r.get("score_only_peak_mb"), "acc_score": r["acc_score"], "invalid": r["invalid_generate"],
     } for r in measured])
     with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 250):
         print(table.to_string(index=False))
@@ -587,9 +628,14 @@ def report(results: dict) -> None:
         this = rows.get((workload, "liftnb_default", "this"))
         if not this:
             continue
+        if "score_only_peak_mb" in this:
+            loaded = (f"a process that loads the fit and scores {this['score_only_rows']} rows peaks at "
+                      f"{this['score_only_peak_mb']:.0f} MB (target < 4096 on many_class)")
+        else:
+            loaded = f"loading the fit to score: {this.get('score_only', {}).get('failed', 'not measured')}"
         line = (f"{workload}: scoring / prompt-only forward {this['score_s'] / this['prompt_forward_s']:.2f} "
-                f"(target <= 1.3); scoring added {this['score_added_mb'] or float('nan'):.0f} MB, process peak "
-                f"{this['peak_rss_mb']:.0f} MB (target < 4096 on many_class); training "
+                f"(target <= 1.3); scoring added {this['score_added_mb'] or float('nan'):.0f} MB to the fitting "
+                f"process (its peak {this['peak_rss_mb']:.0f} MB); {loaded}; training "
                 f"{(this['trained_gflop'] or 0) / this['fit_s'] / peak:.0%} of the {precision} matmul peak (target >= 50%)")
         other = rows.get((workload, "liftnb_default", results.get("against")))
         if other:

@@ -65,9 +65,10 @@ class LIFTGenerator(LIFTEstimator):
     # ----- fitting -----------------------------------------------------------------------------------------------
     def fit(self, X, y=None, validation_data=None, resume=False):
         """Fine-tune on the rows of X ("given cells -> held-out cells"); y is ignored. With validation_data (rows
-        with X's columns), keep the best epoch by `validation_score` on the validation rows' own held-out cells
-        (history_: `val_cell_error`, `val_malformed` and `val_loss`, the mean negative log-likelihood of a held-out
-        token) and stop early as `patience` says; without it, the last epoch is kept."""
+        with X's columns, or a 2-tuple (rows, y) as the other estimators take it, y ignored), keep the best epoch by
+        `validation_score` on the validation rows' own held-out cells (history_: `val_cell_error`, `val_malformed`
+        and `val_loss`, the mean negative log-likelihood of a held-out token) and stop early as `patience` says;
+        without it, the last epoch is kept."""
         if self.validation_score not in VALIDATION_SCORES:
             raise ValueError(f"validation_score must be one of {VALIDATION_SCORES}, not {self.validation_score!r}.")
         _check_count(self.copies, "copies")

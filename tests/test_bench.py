@@ -39,6 +39,10 @@ def test_bench_quick_runs_and_writes_json(tmp_path):
         assert {"acc_score", "invalid_generate", "score_added_mb", "prompt_forward_s"} <= set(variant)
     many = results["variants"][-1]
     assert many["classes"] == 100 and many["prompt_tokens"] > 256  # the long, many-class regime
+    # a fresh process loads the saved fit and scores the same rows: its own peak, apart from training's
+    assert many["score_only_rows"] == many["test_rows"] and 0 < many["score_only_peak_mb"]
+    assert "a process that loads the fit and scores 4 rows peaks at" in process.stdout
+    assert not any("score_only_peak_mb" in v for v in results["variants"][:2])  # Iris: not asked
     assert results["matmul_bf16_gflops"] > 0 and results["matmul_fp32_gflops"] > 0
     assert results["training_precision"] in ("bf16", "fp32")
     assert results["model"] == "tiny-random" and "model: tiny-random" in process.stdout
