@@ -418,6 +418,43 @@ def kernel_table(lengths=(40, 150, 300, 600), steps: int = 4, rows: int = 8, mod
     return {"kernels": table}
 
 
+def scoring_batch_table(workloads=("image", "many_class"), rows: int = 32, batches=(8, 16, 32), repeats: int = 2,
+                        model_name: str | None = None) -> dict:
+    """Label scoring's seconds by batch size (rows a batch) on long-prompt workloads' test rows, the untrained model,
+    fastest of `repeats` passes after a warm-up: the measurement a scoring batch counted in tokens would be chosen
+    by (the estimators score max(8, 4 x batch_size) rows a batch, 32 at the defaults, whatever the length)."""
+    import torch
+
+    from .models import load_lm
+    from .predict import score_answers
+
+    torch.set_flush_denormal(True)
+    model, tokenizer = load_lm(model_name, device="cpu")
+    table = []
+    for workload in workloads:
+        X_train, y_train, X_test, _, template = _long_workload(workload, WORKLOADS[workload]["rows"], rows)
+        bound = (template or _default_template()).bind(X_train, task="classification",
+                                                       classes=list(np.unique(y_train)))
+        prompts, answers = bound.prompts(X_test), bound.class_answers()
+        tokens = float(np.mean([len(p) for p in tokenizer(list(prompts))["input_ids"]]))
+        score_answers(model, tokenizer, prompts[:min(batches)], answers, batch_size=min(batches))  # warm-up
+        seconds = {batch: [] for batch in batches}
+        for _ in range(repeats):  # alternated, so drift of the machine falls on every size alike
+            for batch in batches:
+                started = time.perf_counter()
+                score_answers(model, tokenizer, prompts, answers, batch_size=batch)
+                seconds[batch].append(time.perf_counter() - started)
+        table += [{"workload": workload, "tokens": tokens, "classes": len(answers), "rows": len(prompts),
+                   "batch": batch, "score_s": min(times)} for batch, times in seconds.items()]
+    return {"scoring_batches": table}
+
+
+def _default_template():
+    from .templates import Template
+
+    return Template()
+
+
 def regression_decoding(rows: int, epochs: int, model_name: str | None = None) -> dict:
     """Rows/s and invalid rate of number decoding after a short LIFT regression fit."""
     from . import datasets, metrics
@@ -462,6 +499,8 @@ def _child(args) -> None:
         result = {**matmul_rate(), "training_precision": "bf16" if bf16_supported(torch.device("cpu")) else "fp32"}
     elif args.child == "kernels":
         result = kernel_table(model_name=args.model)
+    elif args.child == "scoring_batches":
+        result = scoring_batch_table(model_name=args.model, rows=args.test_rows or 32)
     elif args.child == "score_only":
         result = score_only_process(args.saved, args.workload, args.rows, args.test_rows)
     elif args.child == "regression":
@@ -527,6 +566,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-regression", action="store_true", help="skip the regression decoding run")
     parser.add_argument("--kernels", action="store_true", help="also time eager against SDPA attention by prompt "
                         "length (a few minutes)")
+    parser.add_argument("--scoring-batches", action="store_true", help="also time label scoring by batch size on "
+                        "the image and many_class test rows (minutes)")
     parser.add_argument("--model", default=None, help="a model id or folder instead of the embedded SmolLM2 (e.g. "
                         "tiny-random: the harness alone, in seconds); this tree only, not with --against")
     parser.add_argument("--out", default="bench/out/bench.json")
@@ -583,6 +624,8 @@ def main(argv=None) -> dict:
     results["variants"] = rows
     if args.kernels:
         results.update(_spawn(["--child", "kernels", *model]))
+    if args.scoring_batches:
+        results.update(_spawn(["--child", "scoring_batches", *(["--test-rows", "4"] if args.quick else []), *model]))
     if not args.no_regression:
         regression = ["--regression-rows", "48", "--regression-epochs", "1"] if args.quick else []
         results.update(_spawn(["--child", "regression", *regression, *model]))
@@ -648,6 +691,12 @@ def report(results: dict) -> None:
         with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 200):
             print("\nattention kernels by prompt length (training step of 8 rows, s; prompt forward, tokens/s):")
             print(kernels.to_string())
+    if results.get("scoring_batches"):
+        batches = pd.DataFrame(results["scoring_batches"]).pivot(index=["workload", "tokens", "classes", "rows"],
+                                                                 columns="batch", values="score_s")
+        with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 200):
+            print("\nlabel scoring by batch size (rows a batch; seconds for all rows, the untrained model):")
+            print(batches.to_string())
     if "regression_rows_per_s" in results:
         print(f"regression decoding: {results['regression_rows_per_s']:.1f} rows/s, invalid rate "
               f"{results['regression_invalid_rate']:.3f}, RAE {results['regression_rae']:.3f}")

@@ -57,6 +57,17 @@ def test_kernel_table_times_both_attention_kernels_at_each_length():
     assert all(r["train_step_s"] > 0 and r["forward_tokens_per_s"] > 0 for r in table)
 
 
+def test_scoring_batch_table_times_each_batch_size_on_each_long_workload():
+    from liftnb.bench import scoring_batch_table
+
+    table = scoring_batch_table(workloads=("many_class", "fmnist7"), rows=3, batches=(1, 2), repeats=1,
+                                model_name="tiny-random")["scoring_batches"]
+    assert [(r["workload"], r["batch"]) for r in table] == [("many_class", 1), ("many_class", 2), ("fmnist7", 1),
+                                                            ("fmnist7", 2)]
+    assert all(r["rows"] == 3 and r["score_s"] > 0 and r["tokens"] > 100 for r in table)
+    assert [r["classes"] for r in table] == [100, 100, 10, 10]
+
+
 def test_bench_refuses_a_model_with_another_commits_harness():
     process = subprocess.run([sys.executable, "-m", "liftnb.bench", "--model", "tiny-random", "--against", "HEAD"],
                              capture_output=True, text=True, timeout=120)
