@@ -650,7 +650,8 @@ def report(results: dict) -> None:
         "train_GFLOP/s": (r["trained_gflop"] or float("nan")) / r["fit_s"], "score_s": r["score_s"],
         "score/fwd": r["score_s"] / r["prompt_forward_s"], "score_rows/s": r["test_rows"] / r["score_s"],
         "gen_rows/s": r["test_rows"] / r["generate_s"], "score_added_MB": r["score_added_mb"],
-        "peak_rss_MB": r["peak_rss_mb"], "score_only_peak_MB": r.get("score_only_peak_mb"), "acc_score": r["acc_score"], "invalid": r["invalid_generate"],
+        "peak_rss_MB": r["peak_rss_mb"], "score_only_peak_MB": r.get("score_only_peak_mb"),
+        "acc_score": r["acc_score"], "invalid": r["invalid_generate"],
     } for r in measured])
     with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 250):
         print(table.to_string(index=False))
