@@ -418,11 +418,11 @@ def kernel_table(lengths=(40, 150, 300, 600), steps: int = 4, rows: int = 8, mod
     return {"kernels": table}
 
 
-def scoring_batch_table(workloads=("image", "many_class"), rows: int = 32, batches=(8, 16, 32), repeats: int = 2,
-                        model_name: str | None = None) -> dict:
-    """Label scoring's seconds by batch size (rows a batch) on long-prompt workloads' test rows, the untrained model,
-    fastest of `repeats` passes after a warm-up: the measurement a scoring batch counted in tokens would be chosen
-    by (the estimators score max(8, 4 x batch_size) rows a batch, 32 at the defaults, whatever the length)."""
+def scoring_batch_table(workloads=("iris", "image", "many_class"), rows: int = 32, batches=(8, 16, 32),
+                        repeats: int = 2, model_name: str | None = None) -> dict:
+    """Label scoring's seconds by batch size (rows a batch) on workloads' test rows (Iris has 30), the untrained
+    model, fastest of `repeats` passes after a warm-up: the measurement a scoring batch counted in tokens would be
+    chosen by (the estimators score max(8, 4 x batch_size) rows a batch, 32 at the defaults, whatever the length)."""
     import torch
 
     from .models import load_lm
@@ -432,7 +432,13 @@ def scoring_batch_table(workloads=("image", "many_class"), rows: int = 32, batch
     model, tokenizer = load_lm(model_name, device="cpu")
     table = []
     for workload in workloads:
-        X_train, y_train, X_test, _, template = _long_workload(workload, WORKLOADS[workload]["rows"], rows)
+        if workload == "iris":
+            from .datasets import template_for
+
+            data, X_train, y_train, X_test, _ = _workload(None)
+            X_test, template = X_test.head(rows), template_for(data, style=WORKLOAD["template"])
+        else:
+            X_train, y_train, X_test, _, template = _long_workload(workload, WORKLOADS[workload]["rows"], rows)
         bound = (template or _default_template()).bind(X_train, task="classification",
                                                        classes=list(np.unique(y_train)))
         prompts, answers = bound.prompts(X_test), bound.class_answers()
@@ -567,7 +573,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--kernels", action="store_true", help="also time eager against SDPA attention by prompt "
                         "length (a few minutes)")
     parser.add_argument("--scoring-batches", action="store_true", help="also time label scoring by batch size on "
-                        "the image and many_class test rows (minutes)")
+                        "the iris, image and many_class test rows (minutes)")
     parser.add_argument("--model", default=None, help="a model id or folder instead of the embedded SmolLM2 (e.g. "
                         "tiny-random: the harness alone, in seconds); this tree only, not with --against")
     parser.add_argument("--out", default="bench/out/bench.json")

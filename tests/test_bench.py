@@ -60,12 +60,13 @@ def test_kernel_table_times_both_attention_kernels_at_each_length():
 def test_scoring_batch_table_times_each_batch_size_on_each_long_workload():
     from liftnb.bench import scoring_batch_table
 
-    table = scoring_batch_table(workloads=("many_class", "fmnist7"), rows=3, batches=(1, 2), repeats=1,
+    table = scoring_batch_table(workloads=("iris", "many_class", "fmnist7"), rows=3, batches=(1, 2), repeats=1,
                                 model_name="tiny-random")["scoring_batches"]
-    assert [(r["workload"], r["batch"]) for r in table] == [("many_class", 1), ("many_class", 2), ("fmnist7", 1),
-                                                            ("fmnist7", 2)]
-    assert all(r["rows"] == 3 and r["score_s"] > 0 and r["tokens"] > 100 for r in table)
-    assert [r["classes"] for r in table] == [100, 100, 10, 10]
+    assert [(r["workload"], r["batch"]) for r in table] == [(w, b) for w in ("iris", "many_class", "fmnist7")
+                                                            for b in (1, 2)]
+    assert all(r["rows"] == 3 and r["score_s"] > 0 for r in table)
+    assert [r["classes"] for r in table] == [3, 3, 100, 100, 10, 10]
+    assert table[0]["tokens"] < 100 < table[2]["tokens"]  # short and long prompts
 
 
 def test_bench_refuses_a_model_with_another_commits_harness():
