@@ -57,7 +57,7 @@ def test_kernel_table_times_both_attention_kernels_at_each_length():
     assert all(r["train_step_s"] > 0 and r["forward_tokens_per_s"] > 0 for r in table)
 
 
-def test_scoring_batch_table_times_each_batch_size_on_each_long_workload():
+def test_scoring_batch_table_times_each_batch_size_on_short_and_long_prompts():
     from liftnb.bench import scoring_batch_table
 
     table = scoring_batch_table(workloads=("iris", "many_class", "fmnist7"), rows=3, batches=(1, 2), repeats=1,
