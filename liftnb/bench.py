@@ -225,6 +225,20 @@ def _long_workload(name: str, rows: int, test: int):
     return X.iloc[train], y.iloc[train], X.iloc[held], y.iloc[held], template
 
 
+def _rows_and_template(workload: str, rows: int | None = None, test_rows: int | None = None):
+    """(X_train, y_train, X_test, y_test, template) of any workload: Iris's paper split (rows: its first training
+    rows) or a long-prompt workload's (its sizes unless given); a template of None is the estimator's default."""
+    if workload == "iris":
+        from .datasets import template_for
+
+        data, X_train, y_train, X_test, y_test = _workload(rows)
+        if test_rows:
+            X_test, y_test = X_test.head(test_rows), y_test.head(test_rows)
+        return X_train, y_train, X_test, y_test, template_for(data, style=WORKLOAD["template"])
+    sizes = WORKLOADS[workload]
+    return _long_workload(workload, rows or sizes["rows"], test_rows or sizes["test"])
+
+
 def run_variant(name: str, workload: str, rows: int | None, epochs_override: int | None,
                 test_rows: int | None = None, max_steps: int | None = None, model_name: str | None = None,
                 score_only: bool = False) -> dict:
@@ -239,16 +253,9 @@ def run_variant(name: str, workload: str, rows: int | None, epochs_override: int
 
     torch.set_flush_denormal(True)
     spec = dict(VARIANTS[name])
-    if workload == "iris":
-        from .datasets import template_for
-
-        data, X_train, y_train, X_test, y_test = _workload(rows)
-        template = template_for(data, style=WORKLOAD["template"])
-    else:
-        sizes = WORKLOADS[workload]
-        X_train, y_train, X_test, y_test, template = _long_workload(workload, rows or sizes["rows"],
-                                                                    test_rows or sizes["test"])
-        spec["epochs"] = sizes["epochs"]
+    X_train, y_train, X_test, y_test, template = _rows_and_template(workload, rows, test_rows)
+    if workload != "iris":
+        spec["epochs"] = WORKLOADS[workload]["epochs"]
     if epochs_override:
         spec["epochs"] = epochs_override
     if max_steps:
@@ -428,19 +435,14 @@ def scoring_batch_table(workloads=("iris", "image", "many_class"), rows: int = 3
     from .models import load_lm
     from .predict import score_answers
 
+    from .templates import Template
+
     torch.set_flush_denormal(True)
     model, tokenizer = load_lm(model_name, device="cpu")
     table = []
     for workload in workloads:
-        if workload == "iris":
-            from .datasets import template_for
-
-            data, X_train, y_train, X_test, _ = _workload(None)
-            X_test, template = X_test.head(rows), template_for(data, style=WORKLOAD["template"])
-        else:
-            X_train, y_train, X_test, _, template = _long_workload(workload, WORKLOADS[workload]["rows"], rows)
-        bound = (template or _default_template()).bind(X_train, task="classification",
-                                                       classes=list(np.unique(y_train)))
+        X_train, y_train, X_test, _, template = _rows_and_template(workload, test_rows=rows)
+        bound = (template or Template()).bind(X_train, task="classification", classes=list(np.unique(y_train)))
         prompts, answers = bound.prompts(X_test), bound.class_answers()
         tokens = float(np.mean([len(p) for p in tokenizer(list(prompts))["input_ids"]]))
         score_answers(model, tokenizer, prompts[:min(batches)], answers, batch_size=min(batches))  # warm-up
@@ -453,12 +455,6 @@ def scoring_batch_table(workloads=("iris", "image", "many_class"), rows: int = 3
         table += [{"workload": workload, "tokens": tokens, "classes": len(answers), "rows": len(prompts),
                    "batch": batch, "score_s": min(times)} for batch, times in seconds.items()]
     return {"scoring_batches": table}
-
-
-def _default_template():
-    from .templates import Template
-
-    return Template()
 
 
 def regression_decoding(rows: int, epochs: int, model_name: str | None = None) -> dict:
@@ -486,7 +482,7 @@ def score_only_process(saved: str, workload: str, rows: int, test_rows: int) -> 
     from .estimators import LIFTClassifier
 
     torch.set_flush_denormal(True)
-    X_test = _long_workload(workload, rows, test_rows)[2]
+    X_test = _rows_and_template(workload, rows, test_rows)[2]
     clf = LIFTClassifier.load(saved, device="cpu")
     loaded_mb = _peak_rss_mb()
     started = time.perf_counter()
